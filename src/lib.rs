@@ -1,0 +1,18 @@
+//! rooster keeps TRiNG call-queue membership in line with Outlook calendars.
+//!
+//! Layout (SPEC §7):
+//! - [`model`]: validated identifiers, members, events, secrets.
+//! - [`config`]: the TOML file → validated typed config; secrets.
+//! - [`schedule`]: events + rules + instant → desired members, next boundary (pure).
+//! - [`plan`]: desired + live + owned + read status → actions and refusals (pure).
+//! - [`tring`]: the TRiNG proxy API client and response parsing.
+//! - [`graph`]: the Microsoft Graph calendar reader.
+//! - [`store`]: SQLite state.
+//! - [`cycle`], [`daemon`]: one reconcile pass; the long-running loop.
+//! - [`sim`]: simulated Graph and TRiNG servers for the demo and tests.
+
+pub mod config;
+pub mod graph;
+pub mod model;
+pub mod sim;
+pub mod tring;
