@@ -14,5 +14,8 @@
 pub mod config;
 pub mod graph;
 pub mod model;
+pub mod plan;
+pub mod schedule;
 pub mod sim;
+pub mod store;
 pub mod tring;

@@ -1,1 +1,6 @@
-//! placeholder: being written
+//! Simulated Microsoft Graph and TRiNG servers on 127.0.0.1, for the demo and the tests.
+//! They answer as `shared/graph-notes.md` and `shared/tring-api.md` describe, keep state,
+//! record requests, and inject faults on demand.
+
+pub mod graph;
+pub mod tring;
