@@ -1,1 +1,16 @@
-//! placeholder: being written
+//! Microsoft Graph: reads calendars for the cycle (SPEC §5, graph-notes B1–B12).
+//!
+//! - [`token`]: the client-credentials token, cached and shared, failures classified.
+//! - [`client`]: `calendarView` with paging, throttling, retries and per-mailbox limits;
+//!   a read is complete or it is an error, never a partial list (SPEC §3 rule 1).
+//! - [`normalize`]: Graph JSON → [`Event`](crate::model::Event) (pure).
+//!
+//! This module knows no rules, queues or TRiNG.
+
+pub mod client;
+pub mod normalize;
+pub mod token;
+
+pub use client::{CalendarRead, GraphClient, GraphError, GraphStats, RequestError, RetryPolicy};
+pub use normalize::{NormalizeError, normalize_event, normalize_page};
+pub use token::{TokenError, TokenSource};
