@@ -241,7 +241,9 @@ impl fmt::Display for CalendarRef {
 }
 
 /// Graph's `showAs` (free/busy status).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum ShowAs {
     Free,
@@ -427,7 +429,10 @@ mod tests {
 
     #[test]
     fn mailboxes_are_lowercased_and_checked() {
-        assert_eq!(Mailbox::parse("Jan@ACME.nl").unwrap().as_str(), "jan@acme.nl");
+        assert_eq!(
+            Mailbox::parse("Jan@ACME.nl").unwrap().as_str(),
+            "jan@acme.nl"
+        );
         assert!(Mailbox::parse("jan").is_err());
         assert!(Mailbox::parse("jan@acme").is_err());
         assert!(Mailbox::parse("jan/../x@acme.nl").is_err());
