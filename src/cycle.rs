@@ -1,0 +1,617 @@
+//! One reconcile pass (SPEC §5 "A cycle"): observe (calendars, TRiNG `list`, the store) →
+//! decide (`schedule::desired_at`, `plan::plan_queue`, both pure) → act (TRiNG writes, each
+//! between an intent and an outcome in the store) → record.
+//!
+//! Generic over [`Calendars`], [`Pbx`] and [`Clock`] so the same code runs against Graph and
+//! TRiNG, the simulators, and in-process fakes. Knows no rules itself: every decision is made
+//! by the pure core; this file only gathers its inputs and carries out its output.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::config::Config;
+use crate::graph::GraphClient;
+use crate::metrics::Metrics;
+use crate::model::{CalendarRef, Event, Member, QueueNo, sanitize};
+use crate::plan::{ActionKind, QueueInput, QueuePlan, RefusalKind, plan_queue};
+use crate::schedule::{self, CalendarEvents, Desired};
+use crate::store::{CycleRecord, Intent, Outcome, Store, StoreError, WriteAction};
+use crate::tring::{TringClient, TringError, WriteOutcome};
+
+/// TRiNG calls in flight at once (tring-api.md "Limits": at most 4).
+const TRING_CONCURRENCY: usize = 4;
+/// SPEC §5: on shutdown, wait at most this long for the reply to the write in flight.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Where calendars come from: Graph, or a fake in tests.
+pub trait Calendars: Send + Sync {
+    /// Reads every calendar in `[from, to)`. Each result is a complete read or an error
+    /// sentence; calendars fail independently (SPEC §5).
+    fn read_all(
+        &self,
+        cals: &[CalendarRef],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> impl Future<Output = Vec<(CalendarRef, Result<Vec<Event>, String>)>> + Send;
+}
+
+/// Why a TRiNG write did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    /// TRiNG refused it, or it never reached TRiNG: nothing changed.
+    Failed(String),
+    /// It may or may not have been applied; the next `list` decides (SPEC §3 rule 7).
+    Uncertain(String),
+}
+
+/// The queue side: TRiNG, or a fake in tests.
+pub trait Pbx: Send + Sync {
+    fn list(&self, q: &QueueNo) -> impl Future<Output = Result<BTreeSet<Member>, String>> + Send;
+    fn write(
+        &self,
+        kind: ActionKind,
+        q: &QueueNo,
+        m: &Member,
+    ) -> impl Future<Output = Result<WriteOutcome, WriteError>> + Send;
+}
+
+/// The time source; injected so tests and the demo control it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+impl Calendars for GraphClient {
+    async fn read_all(
+        &self,
+        cals: &[CalendarRef],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Vec<(CalendarRef, Result<Vec<Event>, String>)> {
+        self.read_many(cals, from, to)
+            .await
+            .into_iter()
+            .map(|(cal, r)| (cal, r.map(|read| read.events).map_err(|e| e.to_string())))
+            .collect()
+    }
+}
+
+impl Pbx for TringClient {
+    async fn list(&self, q: &QueueNo) -> Result<BTreeSet<Member>, String> {
+        TringClient::list(self, q)
+            .await
+            .map(|v| v.into_iter().collect())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn write(
+        &self,
+        kind: ActionKind,
+        q: &QueueNo,
+        m: &Member,
+    ) -> Result<WriteOutcome, WriteError> {
+        let result = match kind {
+            ActionKind::Add => self.add(q, m).await,
+            ActionKind::Del => self.del(q, m).await,
+        };
+        result.map_err(|e| match e {
+            TringError::WriteUncertain { .. } => WriteError::Uncertain(e.to_string()),
+            other => WriteError::Failed(other.to_string()),
+        })
+    }
+}
+
+/// How one calendar fared in this cycle's read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CalendarStatus {
+    pub calendar: String,
+    pub complete: bool,
+    pub error: Option<String>,
+}
+
+/// Everything a decision needs, gathered by [`Reconciler::observe`].
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub at: DateTime<Utc>,
+    /// Fresh where the read succeeded, the last events read where it failed (so boundaries
+    /// and adds keep working through an outage; dels are held back by rule 1).
+    pub events: CalendarEvents,
+    pub calendars: BTreeMap<CalendarRef, CalendarStatus>,
+    /// TRiNG `list` per managed queue; `Err` holds the sentence saying why not (rule 2).
+    pub live: BTreeMap<QueueNo, Result<BTreeSet<Member>, String>>,
+    pub owned: BTreeMap<QueueNo, BTreeSet<Member>>,
+}
+
+/// The decision for one instant: desired sets and one plan per queue.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub desired: Desired,
+    pub plans: Vec<QueuePlan>,
+}
+
+/// Whether a cycle reads calendars first. A boundary cycle reuses the events of the last
+/// read so a shift start reaches TRiNG within a second of `start − lead` (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Full,
+    Boundary,
+}
+
+/// What a cycle did; `once` turns it into the exit code (SPEC §4).
+#[derive(Debug, Clone, Default)]
+pub struct CycleReport {
+    pub adds: u32,
+    pub dels: u32,
+    pub refused: u32,
+    /// One sentence per failed calendar, queue or write, and per refused removal.
+    pub errors: Vec<String>,
+    pub calendars_failed: usize,
+    pub calendars_total: usize,
+    pub queues_failed: usize,
+    pub queues_total: usize,
+    /// The cycle stopped early because shutdown was requested.
+    pub interrupted: bool,
+}
+
+impl CycleReport {
+    /// SPEC §4 `once`: 0 when nothing failed and nothing was refused.
+    pub fn all_good(&self) -> bool {
+        self.errors.is_empty()
+    }
+    /// Every calendar or every queue failed: the daemon backs off (SPEC §5).
+    pub fn everything_failed(&self) -> bool {
+        (self.calendars_total > 0 && self.calendars_failed == self.calendars_total)
+            || (self.queues_total > 0 && self.queues_failed == self.queues_total)
+    }
+}
+
+/// Carries state between cycles: the events of the last read, which skipped events were
+/// already warned about, and the adapters.
+pub struct Reconciler<C, P, K> {
+    cfg: Arc<Config>,
+    calendars: C,
+    pbx: P,
+    clock: K,
+    /// `None` before the first `once`/`run` created the state (`plan` on a fresh install).
+    store: Option<Store>,
+    dry_run: bool,
+    events: CalendarEvents,
+    read_status: BTreeMap<CalendarRef, CalendarStatus>,
+    warned: HashSet<String>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
+    /// `dry_run` (SPEC §3 rule 5): no TRiNG writes and no state changes at all.
+    pub async fn new(
+        cfg: Arc<Config>,
+        calendars: C,
+        pbx: P,
+        clock: K,
+        store: Option<Store>,
+        dry_run: bool,
+    ) -> Result<Self, StoreError> {
+        let events = match &store {
+            Some(s) => s.last_events().await?,
+            None => CalendarEvents::new(),
+        };
+        Ok(Reconciler {
+            cfg,
+            calendars,
+            pbx,
+            clock,
+            store,
+            dry_run,
+            events,
+            read_status: BTreeMap::new(),
+            warned: HashSet::new(),
+            metrics: None,
+        })
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+    pub fn clock(&self) -> &K {
+        &self.clock
+    }
+    pub fn pbx(&self) -> &P {
+        &self.pbx
+    }
+    pub fn calendars(&self) -> &C {
+        &self.calendars
+    }
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    /// The next instant some queue's desired set changes, from the last events read.
+    pub fn next_boundary(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        schedule::next_boundary(&self.cfg, &self.events, after)
+    }
+
+    fn writes_state(&self) -> bool {
+        !self.dry_run && self.store.is_some()
+    }
+
+    /// Reads every calendar a rule needs; keeps the last events of calendars that failed.
+    async fn read_calendars(&mut self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let (from, to) = schedule::read_window(&self.cfg, now);
+        let cals = schedule::calendars_needed(&self.cfg);
+        let results = self.calendars.read_all(&cals, from, to).await;
+        self.read_status.clear();
+        for (cal, result) in results {
+            let status = match &result {
+                Ok(_) => CalendarStatus {
+                    calendar: cal.to_string(),
+                    complete: true,
+                    error: None,
+                },
+                Err(e) => {
+                    warn!(calendar = %cal, error = %e, "calendar read failed; removals from queues it feeds are held back");
+                    CalendarStatus {
+                        calendar: cal.to_string(),
+                        complete: false,
+                        error: Some(e.clone()),
+                    }
+                }
+            };
+            if let Some(m) = &self.metrics {
+                m.calendar_read(&cal.to_string(), result.is_ok());
+            }
+            if self.writes_state() {
+                let store = self.store.as_ref().expect("writes_state checked");
+                store
+                    .record_calendar_read(&cal, now, result.as_deref().map_err(|e| e.as_str()))
+                    .await?;
+            }
+            if let Ok(events) = result {
+                self.events.insert(cal.clone(), events);
+            }
+            self.read_status.insert(cal, status);
+        }
+        // Calendars no rule needs any more must not feed the schedule.
+        let needed: BTreeSet<&CalendarRef> = cals.iter().collect();
+        self.events.retain(|c, _| needed.contains(c));
+        Ok(())
+    }
+
+    /// `list` for every managed queue, at most [`TRING_CONCURRENCY`] at once.
+    async fn list_queues(&self) -> BTreeMap<QueueNo, Result<BTreeSet<Member>, String>> {
+        let pbx = &self.pbx;
+        futures::stream::iter(self.cfg.queues.iter().map(|q| q.number.clone()))
+            .map(|q| async move {
+                let r = pbx.list(&q).await;
+                (q, r)
+            })
+            .buffer_unordered(TRING_CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    /// SPEC §3 rule 7: open intents (a crash, or a write whose reply never came) are decided
+    /// against live before anything is planned.
+    async fn settle_open_intents(
+        &self,
+        live: &BTreeMap<QueueNo, Result<BTreeSet<Member>, String>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if !self.writes_state() {
+            return Ok(());
+        }
+        let store = self.store.as_ref().expect("writes_state checked");
+        for (id, intent) in store.open_intents().await? {
+            let Some(Ok(set)) = live.get(&intent.queue) else {
+                continue; // unreadable now: settle on a later cycle
+            };
+            let present = set.contains(&intent.member);
+            let applied = match intent.action {
+                WriteAction::Add => present,
+                WriteAction::Del => !present,
+            };
+            let note = match (intent.action, applied) {
+                (WriteAction::Add, true) => "found live after the write's reply was lost; taken as owned (had someone added it by hand meanwhile, rooster now owns it)",
+                (WriteAction::Add, false) => "not live: the add never reached TRiNG",
+                (WriteAction::Del, true) => "gone from live: the del reached TRiNG; no longer owned",
+                (WriteAction::Del, false) => "still live: the del never reached TRiNG",
+            };
+            warn!(
+                queue = %intent.queue,
+                member = %intent.member,
+                action = %intent.action,
+                intent = %id,
+                "open intent settled: {note}"
+            );
+            store.settle_intent(id, applied, note, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Gathers what a decision needs. `read` = false reuses the events of the last read.
+    pub async fn observe(&mut self, read: bool) -> Result<Observation, StoreError> {
+        let at = self.clock.now();
+        if read || self.read_status.is_empty() {
+            self.read_calendars(at).await?;
+        }
+        let live = self.list_queues().await;
+        self.settle_open_intents(&live, at).await?;
+        let owned = match &self.store {
+            Some(s) => s.owned_all().await?,
+            None => BTreeMap::new(),
+        };
+        Ok(Observation {
+            at,
+            events: self.events.clone(),
+            calendars: self.read_status.clone(),
+            live,
+            owned,
+        })
+    }
+
+    /// Desired membership at `at` and the plan that turns live (as observed) into it.
+    pub fn decide(&self, obs: &Observation, at: DateTime<Utc>) -> Decision {
+        let desired = schedule::desired_at(&self.cfg, &obs.events, at);
+        let feeding = schedule::calendars_feeding(&self.cfg);
+        let empty_members = BTreeMap::new();
+        let empty_set = BTreeSet::new();
+        let plans = self
+            .cfg
+            .queues
+            .iter()
+            .map(|q| {
+                let complete = feeding.get(&q.number).is_none_or(|cals| {
+                    cals.iter()
+                        .all(|c| obs.calendars.get(c).is_some_and(|s| s.complete))
+                });
+                plan_queue(&QueueInput {
+                    queue: q,
+                    desired: desired.queues.get(&q.number).unwrap_or(&empty_members),
+                    live: obs.live.get(&q.number).and_then(|r| r.as_ref().ok()),
+                    owned: obs.owned.get(&q.number).unwrap_or(&empty_set),
+                    complete,
+                    persons: &self.cfg.persons,
+                    timezone: self.cfg.timezone,
+                })
+            })
+            .collect();
+        Decision { desired, plans }
+    }
+
+    /// One full pass: observe, decide, act, record. Store errors end the cycle (the state
+    /// is the safety net; without it nothing is written).
+    pub async fn cycle(
+        &mut self,
+        mode: Mode,
+        cancel: &CancellationToken,
+    ) -> Result<CycleReport, StoreError> {
+        let span = info_span!("cycle", mode = ?mode, dry_run = self.dry_run);
+        self.cycle_inner(mode, cancel).instrument(span).await
+    }
+
+    async fn cycle_inner(
+        &mut self,
+        mode: Mode,
+        cancel: &CancellationToken,
+    ) -> Result<CycleReport, StoreError> {
+        let started = std::time::Instant::now();
+        let start_at = self.clock.now();
+        let cycle_id = match (&self.store, self.dry_run) {
+            (Some(s), false) => Some(s.start_cycle(start_at).await?),
+            _ => None,
+        };
+        let obs = self.observe(mode == Mode::Full).await?;
+        let decision = self.decide(&obs, obs.at);
+        let mut report = CycleReport {
+            calendars_total: obs.calendars.len(),
+            queues_total: obs.live.len(),
+            ..CycleReport::default()
+        };
+
+        for (cal, status) in &obs.calendars {
+            if let Some(e) = &status.error {
+                report.calendars_failed += 1;
+                report.errors.push(format!("calendar {cal}: {e}"));
+            }
+        }
+        for w in &decision.desired.warnings {
+            // Skipped events are warnings, not failures (SPEC §4), and said once per event.
+            let line = w.to_string();
+            if self.warned.insert(line.clone()) {
+                warn!("{line}");
+            }
+        }
+        for (q, r) in &obs.live {
+            if let Err(e) = r {
+                report.queues_failed += 1;
+                error!(queue = %q, error = %e, "queue list failed; the queue is left alone this cycle");
+                report.errors.push(format!("queue {q}: list failed: {e}"));
+            }
+        }
+
+        for plan in &decision.plans {
+            self.act(plan, cancel, &mut report).await?;
+            if report.interrupted {
+                break;
+            }
+        }
+
+        let elapsed = started.elapsed();
+        info!(
+            adds = report.adds,
+            dels = report.dels,
+            refused = report.refused,
+            calendars = report.calendars_total,
+            calendars_failed = report.calendars_failed,
+            queues = report.queues_total,
+            queues_failed = report.queues_failed,
+            duration_ms = elapsed.as_millis() as u64,
+            "cycle finished"
+        );
+        if let Some(m) = &self.metrics {
+            m.cycle_finished(&report, elapsed, self.clock.now(), &decision, &obs);
+        }
+        if let (Some(store), Some(id)) = (&self.store, cycle_id) {
+            store
+                .finish_cycle(
+                    id,
+                    &CycleRecord {
+                        ended: self.clock.now(),
+                        adds: report.adds,
+                        dels: report.dels,
+                        refused: report.refused,
+                        errors: report.errors.clone(),
+                        dry_run: false,
+                    },
+                )
+                .await?;
+        }
+        Ok(report)
+    }
+
+    /// Carries out one queue's plan: logs refusals and warnings, writes each action between
+    /// an intent and an outcome, forgets owned members that left by themselves.
+    async fn act(
+        &mut self,
+        plan: &QueuePlan,
+        cancel: &CancellationToken,
+        report: &mut CycleReport,
+    ) -> Result<(), StoreError> {
+        let q = &plan.queue;
+        for w in &plan.warnings {
+            warn!(queue = %q, "{w}");
+        }
+        let mut refusal_lines = Vec::new();
+        for r in &plan.refused {
+            let member = r.member.as_ref().map(|m| m.to_string()).unwrap_or_default();
+            match r.kind {
+                RefusalKind::KeepLast => {
+                    error!(queue = %q, member = %member, kind = "keep_last", "removal refused: {}", r.reason)
+                }
+                // Already reported as the list failure.
+                RefusalKind::UnreadableQueue => {}
+                _ => {
+                    warn!(queue = %q, member = %member, kind = ?r.kind, "removal refused: {}", r.reason)
+                }
+            }
+            if r.kind != RefusalKind::UnreadableQueue {
+                report.refused += 1;
+                report
+                    .errors
+                    .push(format!("queue {q}: removal of {member} refused: {}", r.reason));
+            }
+            if let Some(m) = &self.metrics {
+                m.refusal(r.kind);
+            }
+            refusal_lines.push(format!("{:?}: {member} {}", r.kind, r.reason));
+        }
+        if self.dry_run {
+            for a in &plan.actions {
+                info!(action = ?a.kind, queue = %q, member = %a.member, person = a.person.as_deref().unwrap_or("-"), reason = %a.reason, "dry run: would write");
+            }
+            return Ok(());
+        }
+        let Some(store) = self.store.clone() else {
+            return Ok(());
+        };
+        store.set_refusals(q, &refusal_lines).await?;
+        for m in &plan.forget_owned {
+            info!(queue = %q, member = %m, "owned member left the queue outside rooster and is not desired; no longer owned");
+            store.forget_owned(q, m).await?;
+        }
+
+        for a in &plan.actions {
+            // SPEC §5 / STYLE 11: shutdown is checked between writes, never inside one.
+            if cancel.is_cancelled() {
+                report.interrupted = true;
+                return Ok(());
+            }
+            let person = a.person.as_deref().unwrap_or("-");
+            let action = match a.kind {
+                ActionKind::Add => WriteAction::Add,
+                ActionKind::Del => WriteAction::Del,
+            };
+            let id = store
+                .record_intent(&Intent {
+                    queue: q.clone(),
+                    member: a.member.clone(),
+                    action,
+                    person: a.person.clone(),
+                    reason: sanitize(&a.reason, 300),
+                    at: self.clock.now(),
+                })
+                .await?;
+            let write = self.pbx.write(a.kind, q, &a.member);
+            let result = tokio::select! {
+                r = write => r,
+                _ = async { cancel.cancelled().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
+                    Err(WriteError::Uncertain("shutdown before TRiNG answered".into()))
+                }
+            };
+            if let Some(m) = &self.metrics {
+                m.tring_write(action.as_str(), &result);
+            }
+            match result {
+                Ok(outcome) => {
+                    let recorded = match outcome {
+                        WriteOutcome::Applied => Outcome::Applied,
+                        WriteOutcome::AlreadyInState => Outcome::AlreadyInState,
+                    };
+                    store.record_outcome(id, &recorded, self.clock.now()).await?;
+                    match a.kind {
+                        ActionKind::Add => report.adds += 1,
+                        ActionKind::Del => report.dels += 1,
+                    }
+                    let msg = match (a.kind, a.drift) {
+                        (ActionKind::Add, false) => "member added",
+                        (ActionKind::Add, true) => "member added again after drift",
+                        (ActionKind::Del, _) => "member removed",
+                    };
+                    info!(action = action.as_str(), queue = %q, member = %a.member, person, reason = %a.reason, "{msg}");
+                }
+                Err(WriteError::Failed(e)) => {
+                    store
+                        .record_outcome(id, &Outcome::Failed(e.clone()), self.clock.now())
+                        .await?;
+                    error!(action = action.as_str(), queue = %q, member = %a.member, person, error = %e, "write failed");
+                    report
+                        .errors
+                        .push(format!("queue {q}: {} {} failed: {e}", action, a.member));
+                }
+                Err(WriteError::Uncertain(e)) => {
+                    // The intent stays open; the next cycle's `list` settles it.
+                    store
+                        .record_outcome(id, &Outcome::Uncertain(e.clone()), self.clock.now())
+                        .await?;
+                    warn!(action = action.as_str(), queue = %q, member = %a.member, person, error = %e, "write outcome unknown; settled against the queue next cycle");
+                    report.errors.push(format!(
+                        "queue {q}: {} {} uncertain: {e}",
+                        action, a.member
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
