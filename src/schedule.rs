@@ -1684,6 +1684,26 @@ mod tests {
         assert_eq!(next_boundary(&cfg, &evs, ts("2026-03-30T00:00:00Z")), None);
     }
 
+    #[test]
+    fn next_boundary_over_a_busy_fortnight_of_unchanging_shifts() {
+        // 3000 back-to-back quarter-hour shifts for Jan: his membership never changes until
+        // the last one ends, so every edge in between must be looked at and passed over.
+        let cfg = config().rules(vec![shifts()]);
+        let base = ts("2026-03-30T00:00:00Z");
+        let shifts: Vec<Event> = (0..3000)
+            .map(|i| {
+                let s = base + TimeDelta::minutes(15 * i);
+                let e = s + TimeDelta::minutes(15);
+                event("Support", &s.to_rfc3339(), &e.to_rfc3339()).category("Support")
+            })
+            .collect();
+        let evs = events(vec![("jan@acme.nl", shifts)]);
+        assert_eq!(
+            next_boundary(&cfg, &evs, base),
+            Some(base + TimeDelta::minutes(15 * 3000))
+        );
+    }
+
     // ---- properties ------------------------------------------------------------------------
 
     /// Small random worlds: shifts and absences for Jan and Piet on a grid of quarter hours.

@@ -1,1 +1,1139 @@
-//! placeholder: being written
+//! rooster's SQLite state (SPEC §4 "State"): the members rooster owns, the intent/outcome
+//! journal of every TRiNG write (SPEC §3 rule 7), per-calendar sync state with the last
+//! events read, per-cycle records and the refusals `status` shows. It also enforces one
+//! writer per state database (SPEC §3 rule 8).
+//!
+//! This is an adapter: it stores and returns values and decides nothing about membership.
+//! It never talks to TRiNG or Graph and never reads the clock — every instant comes in as an
+//! argument. Schema changes only through new files in `migrations/`.
+//!
+//! Storage conventions (also written at the top of `migrations/0001_initial.sql`):
+//! instants are INTEGER unix milliseconds UTC (sub-millisecond precision is dropped), members
+//! are their written form (`ext:201`, `cu:0612345678`) and are parsed back through
+//! [`Member::from_str`]; a row that fails to parse is a [`StoreError::Corrupt`], never a panic.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{AssertSqlSafe, SqlSafeStr};
+
+use crate::model::{CalendarRef, Event, Mailbox, Member, QueueNo};
+
+/// How long a statement waits for another connection's lock before failing. Readers
+/// (`status` while the daemon writes) and the writer only meet during a WAL checkpoint.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The migrations, embedded at build time. `sqlx::migrate!` needs sqlx's `macros` feature,
+/// which the crate does not enable, so the list is spelled out: add each new file here.
+fn migrator() -> Migrator {
+    let migrations = vec![Migration::new(
+        1,
+        "initial".into(),
+        MigrationType::Simple,
+        AssertSqlSafe(include_str!("../migrations/0001_initial.sql")).into_sql_str(),
+        false,
+    )];
+    Migrator::with_migrations(migrations)
+}
+
+/// Whether a [`Store`] may write. Only `run` and `once` open as writer (SPEC §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Takes the single-writer lock, creates the database if needed, runs migrations.
+    Writer,
+    /// For `plan`, `status`, `explain`: no lock, no migrations, never writes, so it works
+    /// while a daemon runs.
+    ReadOnly,
+}
+
+/// What went wrong with the state database. Every message is one sentence naming the
+/// state path first (SPEC §4: a user-caused error is one clear sentence).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "state directory {} does not exist (systemd's StateDirectory= creates it)",
+        dir.display()
+    )]
+    DirectoryMissing { dir: PathBuf },
+    #[error(
+        "state {} does not exist yet: run `rooster once` or `rooster run` to create it",
+        path.display()
+    )]
+    FileMissing { path: PathBuf },
+    #[error(
+        "state {} is in use by another rooster ({})",
+        path.display(),
+        match pid { Some(p) => format!("pid {p}"), None => "pid unknown".to_owned() }
+    )]
+    Locked { path: PathBuf, pid: Option<u32> },
+    #[error("state lock {} could not be taken: {source}", path.display())]
+    LockFailed { path: PathBuf, source: io::Error },
+    #[error("state {} could not be read: {source}", path.display())]
+    Unreadable { path: PathBuf, source: io::Error },
+    #[error("state {} is read-only, but rooster needs to write it", path.display())]
+    ReadOnly { path: PathBuf },
+    #[error("state {} was opened read-only and must not be written", path.display())]
+    OpenedReadOnly { path: PathBuf },
+    #[error("state {} is not a SQLite database or is damaged", path.display())]
+    NotSqlite { path: PathBuf },
+    #[error(
+        "state {} needs migration {version} ({description}): run `rooster once` or `rooster run` to upgrade it",
+        path.display()
+    )]
+    MigrationPending {
+        path: PathBuf,
+        version: i64,
+        description: String,
+    },
+    #[error(
+        "state {} was written by a newer rooster (it has migration {version}, unknown to this one)",
+        path.display()
+    )]
+    SchemaTooNew { path: PathBuf, version: i64 },
+    #[error("state {} could not be migrated: {source}", path.display())]
+    MigrationFailed { path: PathBuf, source: MigrateError },
+    #[error("state {} could not be opened: {source}", path.display())]
+    OpenFailed { path: PathBuf, source: sqlx::Error },
+    #[error("state {}: {step} failed: {source}", path.display())]
+    QueryFailed {
+        path: PathBuf,
+        step: &'static str,
+        source: sqlx::Error,
+    },
+    #[error("state {}: {row} is corrupt: {detail}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        row: String,
+        detail: String,
+    },
+    #[error("state {}: {what} could not be encoded: {source}", path.display())]
+    EncodeFailed {
+        path: PathBuf,
+        what: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("state {}: intent {id} does not exist or already has an outcome", path.display())]
+    IntentNotOpen { path: PathBuf, id: IntentId },
+    #[error("state {}: cycle {id} does not exist", path.display())]
+    CycleUnknown { path: PathBuf, id: CycleId },
+}
+
+/// A journal row's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct IntentId(pub i64);
+
+impl fmt::Display for IntentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A cycle record's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct CycleId(pub i64);
+
+impl fmt::Display for CycleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The TRiNG write an intent is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteAction {
+    Add,
+    Del,
+}
+
+impl WriteAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteAction::Add => "add",
+            WriteAction::Del => "del",
+        }
+    }
+}
+
+impl fmt::Display for WriteAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A write rooster is about to make, recorded before it is sent (SPEC §3 rule 7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Intent {
+    pub queue: QueueNo,
+    pub member: Member,
+    pub action: WriteAction,
+    /// Display name of the configured person, if the member is one.
+    pub person: Option<String>,
+    /// Why (rule, event subject, calendar, from–to), already sanitised.
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What came of a write, recorded right after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// TRiNG confirmed the write.
+    Applied,
+    /// TRiNG said the member already was (add) or already was not (del) in the queue.
+    AlreadyInState,
+    /// TRiNG refused the write; nothing changed.
+    Failed(String),
+    /// No usable reply (timeout, shutdown): the write may or may not have reached TRiNG.
+    /// The intent stays open until [`Store::settle_intent`] decides it against live.
+    Uncertain(String),
+}
+
+/// How an open intent was decided against live at start-up (SPEC §3 rule 7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settlement {
+    pub applied: bool,
+    pub note: String,
+    pub at: DateTime<Utc>,
+}
+
+/// One journal entry as `status` and `explain` show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalRow {
+    pub id: IntentId,
+    pub intent: Intent,
+    /// `None` while the write has no outcome (in flight, or the process died).
+    pub outcome: Option<(Outcome, DateTime<Utc>)>,
+    pub settlement: Option<Settlement>,
+}
+
+/// Sync state of one calendar.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CalendarState {
+    pub calendar: CalendarRef,
+    /// When the calendar was last read completely.
+    pub last_good_read: Option<DateTime<Utc>>,
+    /// The error of the latest failed read; cleared by the next good read.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+/// What a finished cycle did, written by [`Store::finish_cycle`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CycleRecord {
+    pub ended: DateTime<Utc>,
+    pub adds: u32,
+    pub dels: u32,
+    pub refused: u32,
+    /// One sentence per failed calendar, queue or write.
+    pub errors: Vec<String>,
+    pub dry_run: bool,
+}
+
+/// A cycle as `status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CycleSummary {
+    pub id: CycleId,
+    pub started: DateTime<Utc>,
+    pub ended: DateTime<Utc>,
+    pub adds: u32,
+    pub dels: u32,
+    pub refused: u32,
+    pub errors: Vec<String>,
+    pub dry_run: bool,
+}
+
+/// What [`Store::prune_journal`] removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Pruned {
+    pub journal_rows: u64,
+    pub cycles: u64,
+}
+
+/// The state database. Cheap to clone; clones share the connection pool and the writer lock,
+/// which is released when the last clone is dropped.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    path: PathBuf,
+    mode: OpenMode,
+    /// The locked lock file (writer only). Held, never read, for the Store's lifetime:
+    /// the OS releases the advisory lock when the last handle closes, even on a crash.
+    _lock: Option<Arc<File>>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+/// The lock file next to the database: `rooster.db` → `rooster.db.lock`.
+pub fn lock_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// SPEC §3 rule 8: takes the advisory lock on `rooster.db.lock` and writes our pid into it.
+/// A second writer finds the lock taken and reads the holder's pid for its error.
+// `File::try_lock` is stable since Rust 1.89, newer than the crate's declared rust-version;
+// std is the only way to lock without `unsafe` or a new dependency.
+#[allow(clippy::incompatible_msrv)]
+fn take_writer_lock(db: &Path) -> Result<File, StoreError> {
+    let path = lock_path(db);
+    let failed = |source| StoreError::LockFailed {
+        path: path.clone(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(failed)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            // The holder may be between locking and writing its pid: then the pid is unknown.
+            let pid = file
+                .read_to_string(&mut text)
+                .ok()
+                .and_then(|_| text.trim().parse().ok());
+            return Err(StoreError::Locked {
+                path: db.to_owned(),
+                pid,
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(failed(e)),
+    }
+    file.set_len(0).map_err(failed)?;
+    write!(file, "{}", std::process::id()).map_err(failed)?;
+    file.flush().map_err(failed)?;
+    Ok(file)
+}
+
+/// SQLite's primary result code of a database error, if it is one.
+fn sqlite_code(e: &sqlx::Error) -> Option<i32> {
+    let code = e.as_database_error()?.code()?;
+    code.parse::<i32>().ok().map(|c| c & 0xff)
+}
+
+const SQLITE_READONLY: i32 = 8;
+const SQLITE_CORRUPT: i32 = 11;
+const SQLITE_NOTADB: i32 = 26;
+
+fn to_ms(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+impl Store {
+    /// Opens the state at `path` (SPEC §4 "State"). A writer takes the single-writer lock
+    /// first (SPEC §3 rule 8), creates the database if missing, switches it to WAL and runs
+    /// pending migrations. A reader needs an existing, fully migrated database and writes
+    /// nothing. The state directory itself is never created: systemd's StateDirectory= does.
+    pub async fn open(path: &Path, mode: OpenMode) -> Result<Store, StoreError> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(StoreError::DirectoryMissing {
+                dir: dir.to_owned(),
+            });
+        }
+        let lock = match mode {
+            OpenMode::Writer => Some(Arc::new(take_writer_lock(path)?)),
+            OpenMode::ReadOnly => None,
+        };
+        check_file(path, mode)?;
+
+        let mut options = SqliteConnectOptions::new()
+            .filename(path)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        options = match mode {
+            OpenMode::Writer => options
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal),
+            OpenMode::ReadOnly => options.read_only(true),
+        };
+        // One connection for the writer: its transactions never wait on each other, and
+        // the daemon writes one thing at a time anyway.
+        let max = match mode {
+            OpenMode::Writer => 1,
+            OpenMode::ReadOnly => 2,
+        };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .connect_with(options)
+            .await
+            .map_err(|e| open_error(path, e))?;
+        let store = Store {
+            pool,
+            path: path.to_owned(),
+            mode,
+            _lock: lock,
+        };
+        match mode {
+            OpenMode::Writer => store.migrate().await?,
+            OpenMode::ReadOnly => store.check_migrated().await?,
+        }
+        Ok(store)
+    }
+
+    /// The database path, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes the connections, then releases the writer lock (if this is the last clone).
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        migrator().run(&self.pool).await.map_err(|e| match e {
+            MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => {
+                open_error(&self.path, e)
+            }
+            MigrateError::VersionMissing(version) => StoreError::SchemaTooNew {
+                path: self.path.clone(),
+                version,
+            },
+            source => StoreError::MigrationFailed {
+                path: self.path.clone(),
+                source,
+            },
+        })
+    }
+
+    /// A reader cannot migrate, so it refuses a database that lacks a migration this
+    /// build knows, or has one it does not know.
+    async fn check_migrated(&self) -> Result<(), StoreError> {
+        let has_table: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| open_error(&self.path, e))?;
+        let applied: BTreeSet<i64> = if has_table == 0 {
+            BTreeSet::new()
+        } else {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| open_error(&self.path, e))?
+                .into_iter()
+                .collect()
+        };
+        let migrator = migrator();
+        if let Some(m) = migrator.iter().find(|m| !applied.contains(&m.version)) {
+            return Err(StoreError::MigrationPending {
+                path: self.path.clone(),
+                version: m.version,
+                description: m.description.to_string(),
+            });
+        }
+        if let Some(&version) = applied.iter().find(|v| !migrator.version_exists(**v)) {
+            return Err(StoreError::SchemaTooNew {
+                path: self.path.clone(),
+                version,
+            });
+        }
+        Ok(())
+    }
+
+    fn writable(&self) -> Result<(), StoreError> {
+        match self.mode {
+            OpenMode::Writer => Ok(()),
+            OpenMode::ReadOnly => Err(StoreError::OpenedReadOnly {
+                path: self.path.clone(),
+            }),
+        }
+    }
+
+    fn query_failed(&self, step: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+        move |source| match sqlite_code(&source) {
+            Some(SQLITE_NOTADB | SQLITE_CORRUPT) => StoreError::NotSqlite {
+                path: self.path.clone(),
+            },
+            Some(SQLITE_READONLY) => StoreError::ReadOnly {
+                path: self.path.clone(),
+            },
+            _ => StoreError::QueryFailed {
+                path: self.path.clone(),
+                step,
+                source,
+            },
+        }
+    }
+
+    fn corrupt(&self, row: String, detail: impl fmt::Display) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            row,
+            detail: detail.to_string(),
+        }
+    }
+
+    fn time(&self, row: impl Fn() -> String, ms: i64) -> Result<DateTime<Utc>, StoreError> {
+        DateTime::from_timestamp_millis(ms)
+            .ok_or_else(|| self.corrupt(row(), format!("instant {ms} is out of range")))
+    }
+
+    fn opt_time(
+        &self,
+        row: impl Fn() -> String,
+        ms: Option<i64>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        ms.map(|ms| self.time(row, ms)).transpose()
+    }
+
+    fn queue(&self, row: impl Fn() -> String, s: &str) -> Result<QueueNo, StoreError> {
+        QueueNo::parse(s).map_err(|e| self.corrupt(row(), e))
+    }
+
+    fn member(&self, row: impl Fn() -> String, s: &str) -> Result<Member, StoreError> {
+        Member::from_str(s).map_err(|e| self.corrupt(row(), e))
+    }
+
+    fn count(&self, row: impl Fn() -> String, n: i64) -> Result<u32, StoreError> {
+        u32::try_from(n).map_err(|_| self.corrupt(row(), format!("count {n} is out of range")))
+    }
+
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        what: &'static str,
+        value: &T,
+    ) -> Result<String, StoreError> {
+        serde_json::to_string(value).map_err(|source| StoreError::EncodeFailed {
+            path: self.path.clone(),
+            what,
+            source,
+        })
+    }
+
+    // ---- owned members (SPEC §1 "owned", §3) ----
+
+    /// The members rooster owns in `queue`.
+    pub async fn owned(&self, queue: &QueueNo) -> Result<BTreeSet<Member>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar("SELECT member FROM owned WHERE queue = ?")
+            .bind(queue.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.query_failed("reading owned members"))?;
+        rows.iter()
+            .map(|m| self.member(|| format!("owned {queue}/{m}"), m))
+            .collect()
+    }
+
+    /// The members rooster owns, per queue; queues without owned members are absent.
+    pub async fn owned_all(&self) -> Result<BTreeMap<QueueNo, BTreeSet<Member>>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as("SELECT queue, member FROM owned")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.query_failed("reading owned members"))?;
+        let mut out: BTreeMap<QueueNo, BTreeSet<Member>> = BTreeMap::new();
+        for (q, m) in &rows {
+            let row = || format!("owned {q}/{m}");
+            let member = self.member(row, m)?;
+            out.entry(self.queue(row, q)?).or_default().insert(member);
+        }
+        Ok(out)
+    }
+
+    /// Drops `member` from what rooster owns in `queue` (SPEC §3: an owned member gone from
+    /// live and no longer desired). Returns whether it was owned.
+    pub async fn forget_owned(&self, queue: &QueueNo, member: &Member) -> Result<bool, StoreError> {
+        self.writable()?;
+        let done = sqlx::query("DELETE FROM owned WHERE queue = ? AND member = ?")
+            .bind(queue.as_str())
+            .bind(member.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(self.query_failed("forgetting an owned member"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    // ---- intent/outcome journal (SPEC §3 rule 7) ----
+
+    /// Records that `intent` is about to be sent. Call before the TRiNG write.
+    pub async fn record_intent(&self, intent: &Intent) -> Result<IntentId, StoreError> {
+        self.writable()?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO journal (at_ms, queue, member, action, person, reason) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(to_ms(intent.at))
+        .bind(intent.queue.as_str())
+        .bind(intent.member.to_string())
+        .bind(intent.action.as_str())
+        .bind(intent.person.as_deref())
+        .bind(&intent.reason)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.query_failed("recording an intent"))?;
+        Ok(IntentId(id))
+    }
+
+    /// Records what came of intent `id`. An applied (or already-in-state) add marks the
+    /// member owned and a del un-owns it, in the same transaction as the outcome, so a crash
+    /// never leaves one without the other. Failed and uncertain outcomes change no ownership;
+    /// an uncertain intent stays in [`Store::open_intents`] until settled.
+    pub async fn record_outcome(
+        &self,
+        id: IntentId,
+        outcome: &Outcome,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        let (kind, detail, took_effect) = match outcome {
+            Outcome::Applied => ("applied", None, true),
+            Outcome::AlreadyInState => ("already_in_state", None, true),
+            Outcome::Failed(e) => ("failed", Some(e.as_str()), false),
+            Outcome::Uncertain(e) => ("uncertain", Some(e.as_str()), false),
+        };
+        let step = "recording an outcome";
+        let mut tx = self.pool.begin().await.map_err(self.query_failed(step))?;
+        let target: Option<(String, String, String)> = sqlx::query_as(
+            "UPDATE journal SET outcome = ?, outcome_detail = ?, outcome_at_ms = ? \
+             WHERE id = ? AND outcome IS NULL AND settled IS NULL \
+             RETURNING queue, member, action",
+        )
+        .bind(kind)
+        .bind(detail)
+        .bind(to_ms(at))
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(self.query_failed(step))?;
+        let Some((queue, member, action)) = target else {
+            return Err(StoreError::IntentNotOpen {
+                path: self.path.clone(),
+                id,
+            });
+        };
+        if took_effect {
+            apply_ownership(&mut tx, id, &queue, &member, &action, at)
+                .await
+                .map_err(self.query_failed(step))?;
+        }
+        tx.commit().await.map_err(self.query_failed(step))?;
+        Ok(())
+    }
+
+    /// Intents without a decided outcome, oldest first: those the process died during,
+    /// and those whose outcome was [`Outcome::Uncertain`]. Settle each at start-up.
+    pub async fn open_intents(&self) -> Result<Vec<(IntentId, Intent)>, StoreError> {
+        let rows: Vec<IntentRow> = sqlx::query_as(
+            "SELECT id, at_ms, queue, member, action, person, reason FROM journal \
+             WHERE settled IS NULL AND (outcome IS NULL OR outcome = 'uncertain') \
+             ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.query_failed("reading open intents"))?;
+        rows.into_iter()
+            .map(|r| Ok((IntentId(r.0), self.intent(r)?)))
+            .collect()
+    }
+
+    /// Settles open intent `id` against live (SPEC §3 rule 7). `applied` says the write
+    /// reached TRiNG (an add found live, a del found not live): the ownership change it implies
+    /// is made in the same transaction. Not applied changes no ownership. `note` says how it
+    /// was decided, for the journal.
+    pub async fn settle_intent(
+        &self,
+        id: IntentId,
+        applied: bool,
+        note: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        let step = "settling an intent";
+        let mut tx = self.pool.begin().await.map_err(self.query_failed(step))?;
+        let target: Option<(String, String, String)> = sqlx::query_as(
+            "UPDATE journal SET settled = ?, settled_note = ?, settled_at_ms = ? \
+             WHERE id = ? AND settled IS NULL AND (outcome IS NULL OR outcome = 'uncertain') \
+             RETURNING queue, member, action",
+        )
+        .bind(if applied { "applied" } else { "not_applied" })
+        .bind(note)
+        .bind(to_ms(at))
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(self.query_failed(step))?;
+        let Some((queue, member, action)) = target else {
+            return Err(StoreError::IntentNotOpen {
+                path: self.path.clone(),
+                id,
+            });
+        };
+        if applied {
+            apply_ownership(&mut tx, id, &queue, &member, &action, at)
+                .await
+                .map_err(self.query_failed(step))?;
+        }
+        tx.commit().await.map_err(self.query_failed(step))?;
+        Ok(())
+    }
+
+    /// The journal from `since` on, newest first, at most `limit` rows.
+    pub async fn journal(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<JournalRow>, StoreError> {
+        type Row = (
+            i64,
+            i64,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, at_ms, queue, member, action, person, reason, \
+                    outcome, outcome_detail, outcome_at_ms, settled, settled_note, settled_at_ms \
+             FROM journal WHERE at_ms >= ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(to_ms(since))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.query_failed("reading the journal"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let (id, o_kind, o_detail, o_at, s_kind, s_note, s_at) =
+                (r.0, r.7, r.8, r.9, r.10, r.11, r.12);
+            let row = || format!("journal row {id}");
+            let intent = self.intent((r.0, r.1, r.2, r.3, r.4, r.5, r.6))?;
+            let outcome = match (o_kind.as_deref(), o_at) {
+                (None, _) => None,
+                (Some(kind), Some(at)) => {
+                    let detail = o_detail.unwrap_or_default();
+                    let outcome = match kind {
+                        "applied" => Outcome::Applied,
+                        "already_in_state" => Outcome::AlreadyInState,
+                        "failed" => Outcome::Failed(detail),
+                        "uncertain" => Outcome::Uncertain(detail),
+                        other => return Err(self.corrupt(row(), format!("outcome {other:?}"))),
+                    };
+                    Some((outcome, self.time(row, at)?))
+                }
+                (Some(_), None) => return Err(self.corrupt(row(), "outcome without time")),
+            };
+            let settlement = match (s_kind.as_deref(), s_at) {
+                (None, _) => None,
+                (Some(kind @ ("applied" | "not_applied")), Some(at)) => Some(Settlement {
+                    applied: kind == "applied",
+                    note: s_note.unwrap_or_default(),
+                    at: self.time(row, at)?,
+                }),
+                (Some(kind), _) => {
+                    return Err(self.corrupt(row(), format!("settlement {kind:?}")));
+                }
+            };
+            out.push(JournalRow {
+                id: IntentId(id),
+                intent,
+                outcome,
+                settlement,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes journal rows and cycle records from before `before` (SPEC §4: the journal is
+    /// kept 90 days; the caller passes now − 90 days). Open intents are kept whatever their
+    /// age: they still have to be settled.
+    pub async fn prune_journal(&self, before: DateTime<Utc>) -> Result<Pruned, StoreError> {
+        self.writable()?;
+        let step = "pruning the journal";
+        let mut tx = self.pool.begin().await.map_err(self.query_failed(step))?;
+        let journal = sqlx::query(
+            "DELETE FROM journal WHERE at_ms < ? \
+             AND (settled IS NOT NULL OR (outcome IS NOT NULL AND outcome <> 'uncertain'))",
+        )
+        .bind(to_ms(before))
+        .execute(&mut *tx)
+        .await
+        .map_err(self.query_failed(step))?;
+        let cycles = sqlx::query("DELETE FROM cycles WHERE started_ms < ?")
+            .bind(to_ms(before))
+            .execute(&mut *tx)
+            .await
+            .map_err(self.query_failed(step))?;
+        tx.commit().await.map_err(self.query_failed(step))?;
+        Ok(Pruned {
+            journal_rows: journal.rows_affected(),
+            cycles: cycles.rows_affected(),
+        })
+    }
+
+    fn intent(&self, r: IntentRow) -> Result<Intent, StoreError> {
+        let (id, at_ms, queue, member, action, person, reason) = r;
+        let row = || format!("journal row {id}");
+        let action = match action.as_str() {
+            "add" => WriteAction::Add,
+            "del" => WriteAction::Del,
+            other => return Err(self.corrupt(row(), format!("action {other:?}"))),
+        };
+        Ok(Intent {
+            queue: self.queue(row, &queue)?,
+            member: self.member(row, &member)?,
+            action,
+            person,
+            reason,
+            at: self.time(row, at_ms)?,
+        })
+    }
+
+    // ---- per-calendar sync state (SPEC §4 "State", §5) ----
+
+    /// Records a read of `calendar`. A good read replaces the stored events and clears the
+    /// last error; a failed one only records the error, keeping the previous events so
+    /// boundaries and `status` keep working while Graph is down (SPEC §5).
+    pub async fn record_calendar_read(
+        &self,
+        calendar: &CalendarRef,
+        at: DateTime<Utc>,
+        result: Result<&[Event], &str>,
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        let name = calendar.name.as_deref().unwrap_or("");
+        let query = match result {
+            Ok(events) => sqlx::query(
+                "INSERT INTO calendar_state \
+                    (mailbox, calendar_name, last_good_read_ms, last_events) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (mailbox, calendar_name) DO UPDATE SET \
+                    last_good_read_ms = excluded.last_good_read_ms, \
+                    last_events = excluded.last_events, \
+                    last_error = NULL, last_error_at_ms = NULL",
+            )
+            .bind(calendar.mailbox.as_str())
+            .bind(name)
+            .bind(to_ms(at))
+            .bind(self.encode("events", events)?),
+            Err(error) => sqlx::query(
+                "INSERT INTO calendar_state \
+                    (mailbox, calendar_name, last_error, last_error_at_ms) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (mailbox, calendar_name) DO UPDATE SET \
+                    last_error = excluded.last_error, \
+                    last_error_at_ms = excluded.last_error_at_ms",
+            )
+            .bind(calendar.mailbox.as_str())
+            .bind(name)
+            .bind(error.to_owned())
+            .bind(to_ms(at)),
+        };
+        query
+            .execute(&self.pool)
+            .await
+            .map_err(self.query_failed("recording a calendar read"))?;
+        Ok(())
+    }
+
+    /// Sync state of every calendar ever read, in calendar order.
+    pub async fn calendar_states(&self) -> Result<Vec<CalendarState>, StoreError> {
+        // (mailbox, calendar_name, last_good_read_ms, last_error, last_error_at_ms)
+        type Row = (String, String, Option<i64>, Option<String>, Option<i64>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT mailbox, calendar_name, last_good_read_ms, last_error, last_error_at_ms \
+                 FROM calendar_state",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.query_failed("reading calendar states"))?;
+        let mut out = rows
+            .into_iter()
+            .map(|(mailbox, name, good, error, error_at)| {
+                let calendar = self.calendar(&mailbox, name)?;
+                let row = || format!("calendar {calendar}");
+                Ok(CalendarState {
+                    last_good_read: self.opt_time(row, good)?,
+                    last_error: error,
+                    last_error_at: self.opt_time(row, error_at)?,
+                    calendar,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        out.sort_by(|a, b| a.calendar.cmp(&b.calendar));
+        Ok(out)
+    }
+
+    /// The events of each calendar's last good read.
+    pub async fn last_events(&self) -> Result<BTreeMap<CalendarRef, Vec<Event>>, StoreError> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT mailbox, calendar_name, last_events FROM calendar_state \
+             WHERE last_events IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.query_failed("reading the last events"))?;
+        rows.into_iter()
+            .map(|(mailbox, name, json)| {
+                let calendar = self.calendar(&mailbox, name)?;
+                let events = serde_json::from_str(&json)
+                    .map_err(|e| self.corrupt(format!("events of calendar {calendar}"), e))?;
+                Ok((calendar, events))
+            })
+            .collect()
+    }
+
+    fn calendar(&self, mailbox: &str, name: String) -> Result<CalendarRef, StoreError> {
+        let mailbox = Mailbox::parse(mailbox)
+            .map_err(|e| self.corrupt(format!("calendar {mailbox:?}"), e))?;
+        Ok(CalendarRef {
+            mailbox,
+            name: (!name.is_empty()).then_some(name),
+        })
+    }
+
+    // ---- cycles (SPEC §4 `status`, metrics) ----
+
+    /// Records that a cycle started at `at`.
+    pub async fn start_cycle(&self, at: DateTime<Utc>) -> Result<CycleId, StoreError> {
+        self.writable()?;
+        let id: i64 = sqlx::query_scalar("INSERT INTO cycles (started_ms) VALUES (?) RETURNING id")
+            .bind(to_ms(at))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(self.query_failed("recording a cycle start"))?;
+        Ok(CycleId(id))
+    }
+
+    /// Records what cycle `id` did.
+    pub async fn finish_cycle(&self, id: CycleId, record: &CycleRecord) -> Result<(), StoreError> {
+        self.writable()?;
+        let done = sqlx::query(
+            "UPDATE cycles SET ended_ms = ?, adds = ?, dels = ?, refused = ?, errors = ?, \
+             dry_run = ? WHERE id = ?",
+        )
+        .bind(to_ms(record.ended))
+        .bind(record.adds)
+        .bind(record.dels)
+        .bind(record.refused)
+        .bind(self.encode("cycle errors", &record.errors)?)
+        .bind(record.dry_run)
+        .bind(id.0)
+        .execute(&self.pool)
+        .await
+        .map_err(self.query_failed("recording a cycle end"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::CycleUnknown {
+                path: self.path.clone(),
+                id,
+            });
+        }
+        Ok(())
+    }
+
+    /// The latest finished cycle (one still running, or cut short by a crash, is skipped).
+    pub async fn last_cycle(&self) -> Result<Option<CycleSummary>, StoreError> {
+        // (id, started_ms, ended_ms, adds, dels, refused, errors, dry_run)
+        type Row = (i64, i64, i64, i64, i64, i64, String, bool);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT id, started_ms, ended_ms, adds, dels, refused, errors, dry_run FROM cycles \
+             WHERE ended_ms IS NOT NULL ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.query_failed("reading the last cycle"))?;
+        let Some((id, started, ended, adds, dels, refused, errors, dry_run)) = row else {
+            return Ok(None);
+        };
+        let row = || format!("cycle {id}");
+        Ok(Some(CycleSummary {
+            id: CycleId(id),
+            started: self.time(row, started)?,
+            ended: self.time(row, ended)?,
+            adds: self.count(row, adds)?,
+            dels: self.count(row, dels)?,
+            refused: self.count(row, refused)?,
+            errors: serde_json::from_str(&errors).map_err(|e| self.corrupt(row(), e))?,
+            dry_run,
+        }))
+    }
+
+    /// When the latest cycle without errors ended (for /healthz and the metrics'
+    /// "seconds since last good cycle").
+    pub async fn last_good_cycle(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let ended: Option<i64> = sqlx::query_scalar(
+            "SELECT max(ended_ms) FROM cycles WHERE ended_ms IS NOT NULL AND errors = '[]'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.query_failed("reading the last good cycle"))?;
+        self.opt_time(|| "cycles".to_owned(), ended)
+    }
+
+    // ---- refusals (SPEC §3 rules 3–4, shown by `status`) ----
+
+    /// Replaces the refusals shown for `queue` with this cycle's; an empty list clears them.
+    pub async fn set_refusals(
+        &self,
+        queue: &QueueNo,
+        refusals: &[String],
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        let step = "recording refusals";
+        let query = if refusals.is_empty() {
+            sqlx::query("DELETE FROM refusals WHERE queue = ?").bind(queue.as_str())
+        } else {
+            sqlx::query(
+                "INSERT INTO refusals (queue, refusals) VALUES (?, ?) \
+                 ON CONFLICT (queue) DO UPDATE SET refusals = excluded.refusals",
+            )
+            .bind(queue.as_str())
+            .bind(self.encode("refusals", refusals)?)
+        };
+        query
+            .execute(&self.pool)
+            .await
+            .map_err(self.query_failed(step))?;
+        Ok(())
+    }
+
+    /// The refusals of the last cycle, per queue; queues without refusals are absent.
+    pub async fn refusals(&self) -> Result<BTreeMap<QueueNo, Vec<String>>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as("SELECT queue, refusals FROM refusals")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.query_failed("reading refusals"))?;
+        rows.into_iter()
+            .map(|(q, json)| {
+                let row = || format!("refusals of queue {q}");
+                let list = serde_json::from_str(&json).map_err(|e| self.corrupt(row(), e))?;
+                Ok((self.queue(row, &q)?, list))
+            })
+            .collect()
+    }
+}
+
+/// (id, at_ms, queue, member, action, person, reason) of a journal row.
+type IntentRow = (i64, i64, String, String, String, Option<String>, String);
+
+/// The ownership change a write that reached TRiNG implies: an add makes the member owned,
+/// a del un-owns it. Runs inside the caller's transaction.
+async fn apply_ownership(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    id: IntentId,
+    queue: &str,
+    member: &str,
+    action: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    if action == "add" {
+        sqlx::query(
+            "INSERT INTO owned (queue, member, since_ms, intent_id) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (queue, member) DO NOTHING",
+        )
+        .bind(queue.to_owned())
+        .bind(member.to_owned())
+        .bind(to_ms(at))
+        .bind(id.0)
+        .execute(&mut **tx)
+        .await?;
+    } else {
+        sqlx::query("DELETE FROM owned WHERE queue = ? AND member = ?")
+            .bind(queue.to_owned())
+            .bind(member.to_owned())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Checks the database file before SQLite sees it, so the common faults get a sentence of
+/// their own: missing (reader), unreadable, read-only (writer), not SQLite at all.
+fn check_file(path: &Path, mode: OpenMode) -> Result<(), StoreError> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return match mode {
+                OpenMode::Writer => Ok(()),
+                OpenMode::ReadOnly => Err(StoreError::FileMissing {
+                    path: path.to_owned(),
+                }),
+            };
+        }
+        Err(source) => {
+            return Err(StoreError::Unreadable {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    // An empty file is a valid, new SQLite database; anything else starts with this header.
+    const HEADER: &[u8; 16] = b"SQLite format 3\0";
+    let mut head = Vec::with_capacity(16);
+    (&mut file)
+        .take(16)
+        .read_to_end(&mut head)
+        .map_err(|source| StoreError::Unreadable {
+            path: path.to_owned(),
+            source,
+        })?;
+    if !head.is_empty() && head != HEADER {
+        return Err(StoreError::NotSqlite {
+            path: path.to_owned(),
+        });
+    }
+    if mode == OpenMode::Writer {
+        match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                return Err(StoreError::ReadOnly {
+                    path: path.to_owned(),
+                });
+            }
+            Err(source) => {
+                return Err(StoreError::Unreadable {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Maps an error met while opening or migrating to the file fault it stands for.
+fn open_error(path: &Path, source: sqlx::Error) -> StoreError {
+    match sqlite_code(&source) {
+        Some(SQLITE_NOTADB | SQLITE_CORRUPT) => StoreError::NotSqlite {
+            path: path.to_owned(),
+        },
+        Some(SQLITE_READONLY) => StoreError::ReadOnly {
+            path: path.to_owned(),
+        },
+        _ => StoreError::OpenFailed {
+            path: path.to_owned(),
+            source,
+        },
+    }
+}

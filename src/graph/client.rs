@@ -119,7 +119,9 @@ pub enum RequestError {
     Unauthorized { message: String },
     #[error("access denied by Exchange (403 {code}): {message}")]
     AccessPolicyDenied { code: String, message: String },
-    #[error("forbidden (403 {code}): {message}; check the app's Calendars.Read application permission")]
+    #[error(
+        "forbidden (403 {code}): {message}; check the app's Calendars.Read application permission"
+    )]
     Forbidden { code: String, message: String },
     #[error("not found (404 {code}): {message}")]
     NotFound { code: String, message: String },
@@ -216,9 +218,8 @@ impl GraphError {
     pub fn is_permanent(&self) -> bool {
         match self {
             GraphError::TokenFailed { source, .. } => source.is_permanent(),
-            GraphError::PageMissing { source, .. } | GraphError::CalendarListFailed { source, .. } => {
-                source.is_permanent()
-            }
+            GraphError::PageMissing { source, .. }
+            | GraphError::CalendarListFailed { source, .. } => source.is_permanent(),
             GraphError::ReadAborted { .. } => false,
             _ => true,
         }
@@ -482,21 +483,20 @@ impl GraphClient {
                 .get(&cal.mailbox, &url)
                 .await
                 .map_err(|e| lift(cal, None, e))?;
-            let list: CalendarList = serde_json::from_slice(&body).map_err(|e| {
-                GraphError::CalendarListFailed {
+            let list: CalendarList =
+                serde_json::from_slice(&body).map_err(|e| GraphError::CalendarListFailed {
                     calendar: cal.clone(),
                     source: RequestError::Refused {
                         status: 200,
                         code: "answer not understood".into(),
                         message: e.to_string(),
                     },
-                }
-            })?;
-            let found = list
-                .value
-                .iter()
-                .find(|c| c.name == name)
-                .or_else(|| list.value.iter().find(|c| c.name.eq_ignore_ascii_case(name)));
+                })?;
+            let found = list.value.iter().find(|c| c.name == name).or_else(|| {
+                list.value
+                    .iter()
+                    .find(|c| c.name.eq_ignore_ascii_case(name))
+            });
             if let Some(c) = found {
                 lock(&self.inner.calendar_ids).insert(key, c.id.clone());
                 return Ok(c.id.clone());
@@ -580,8 +580,10 @@ impl GraphClient {
     async fn attempt(&self, mailbox: &Mailbox, url: &Url, token: &Secret, tries: u32) -> Attempt {
         let per_mailbox = self.mailbox_permits(mailbox);
         // Closed semaphores never happen (we never close them); treat it as a failed request.
-        let (Ok(_m), Ok(_g)) = (per_mailbox.acquire().await, self.inner.global.acquire().await)
-        else {
+        let (Ok(_m), Ok(_g)) = (
+            per_mailbox.acquire().await,
+            self.inner.global.acquire().await,
+        ) else {
             return Attempt::Failed(RequestError::TransportFailed {
                 detail: "request limiter closed".into(),
                 tries,
@@ -601,7 +603,11 @@ impl GraphClient {
         {
             Ok(r) => r,
             Err(e) => {
-                self.count(if e.is_timeout() { "timeout" } else { "transport_failed" });
+                self.count(if e.is_timeout() {
+                    "timeout"
+                } else {
+                    "transport_failed"
+                });
                 return Attempt::Retry {
                     wait: None,
                     error: transport(&e),
@@ -613,7 +619,11 @@ impl GraphClient {
         let body = match resp.bytes().await {
             Ok(b) => b.to_vec(),
             Err(e) => {
-                self.count(if e.is_timeout() { "timeout" } else { "transport_failed" });
+                self.count(if e.is_timeout() {
+                    "timeout"
+                } else {
+                    "transport_failed"
+                });
                 return Attempt::Retry {
                     wait: None,
                     error: transport(&e),
@@ -733,7 +743,10 @@ mod tests {
         let mut h = reqwest::header::HeaderMap::new();
         h.insert(reqwest::header::RETRY_AFTER, "7".parse().expect("header"));
         assert_eq!(p.retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(reqwest::header::RETRY_AFTER, "9999".parse().expect("header"));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            "9999".parse().expect("header"),
+        );
         assert_eq!(p.retry_after(&h), Some(Duration::from_secs(120)));
         h.insert(
             reqwest::header::RETRY_AFTER,

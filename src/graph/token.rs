@@ -30,11 +30,11 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error(
-        "graph token refused: the client secret is wrong (AADSTS7000215); put the secret's value (not its id) in the credential"
+        "graph token refused (AADSTS7000215): the Graph client secret is wrong; put the secret's value (not its id) in the credential"
     )]
     SecretRejected,
     #[error(
-        "graph token refused: the Graph client secret has expired (AADSTS7000222); create a new one in Entra and update the credential"
+        "graph token refused (AADSTS7000222): the Graph client secret has expired; create a new one in Entra and update the credential"
     )]
     SecretExpired,
     #[error(
@@ -224,10 +224,7 @@ impl TokenSource {
                 });
             }
             let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3599).max(1));
-            tracing::debug!(
-                expires_in_s = lifetime.as_secs(),
-                "graph token obtained"
-            );
+            tracing::debug!(expires_in_s = lifetime.as_secs(), "graph token obtained");
             return Ok((Secret::new(answer.access_token), lifetime));
         }
         let err = match serde_json::from_slice::<AadError>(&body) {
@@ -249,9 +246,7 @@ impl TokenSource {
         // The code is in `error_codes`; older answers only have it in the description.
         let has = |code: u64| {
             aad.error_codes.contains(&code)
-                || aad
-                    .error_description
-                    .contains(&format!("AADSTS{code}:"))
+                || aad.error_description.contains(&format!("AADSTS{code}:"))
         };
         if has(7_000_222) {
             TokenError::SecretExpired
