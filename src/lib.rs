@@ -12,7 +12,11 @@
 //! - [`sim`]: simulated Graph and TRiNG servers for the demo and tests.
 
 pub mod config;
+pub mod cycle;
+pub mod daemon;
 pub mod graph;
+pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod schedule;
