@@ -16,9 +16,12 @@ use tracing::{debug, instrument};
 use url::Url;
 
 use super::parse::{parse_clean, parse_list, parse_listqueues, parse_write};
-use super::{TringError, WriteOutcome};
+use super::{TringError, WriteOutcome, scrub};
 use crate::config::TringConfig;
 use crate::model::{Extension, Member, QueueNo, Secret, sanitize};
+
+/// tring-api.md "Limits": at most this many requests in flight to TRiNG per client.
+const MAX_IN_FLIGHT: usize = 4;
 
 /// Bodies larger than this are not TRiNG answers (a queue list is a few hundred bytes).
 const MAX_BODY_BYTES: usize = 1 << 20;
@@ -100,6 +103,7 @@ pub struct TringClient {
     tenant: String,
     key: Secret,
     retry: RetryPolicy,
+    in_flight: Arc<tokio::sync::Semaphore>,
     stats: Arc<Mutex<TringStats>>,
 }
 
@@ -166,6 +170,7 @@ impl TringClient {
             tenant: cfg.tenant.clone(),
             key,
             retry: opts.retry,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             stats: Arc::new(Mutex::new(TringStats::default())),
         })
     }
@@ -353,6 +358,8 @@ impl TringClient {
 
     async fn try_once(&self, url: &Url) -> Result<String, TringError> {
         let key = self.key.expose();
+        // The semaphore is never closed; if it were, sending without a permit is harmless.
+        let _permit = self.in_flight.acquire().await.ok();
         let mut resp = self
             .http
             .get(url.clone())
@@ -375,7 +382,7 @@ impl TringClient {
                 Err(e) => return Err(transport_error(e).scrubbed(key)),
             }
         }
-        let body = String::from_utf8_lossy(&bytes).replace(key, "[redacted]");
+        let body = scrub(&String::from_utf8_lossy(&bytes), key);
         if !status.is_success() {
             return Err(TringError::HttpStatus {
                 status: status.as_u16(),

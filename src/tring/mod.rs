@@ -107,10 +107,7 @@ impl TringError {
     /// Replaces every occurrence of `secret` in the texts this error carries. TRiNG might
     /// echo the key in an error body; the client runs every error through this.
     pub(crate) fn scrubbed(self, secret: &str) -> TringError {
-        if secret.is_empty() {
-            return self;
-        }
-        let s = |t: String| t.replace(secret, "[redacted]");
+        let s = |t: String| scrub(&t, secret);
         match self {
             TringError::SetupFailed { detail } => TringError::SetupFailed { detail: s(detail) },
             TringError::ConnectFailed { detail } => TringError::ConnectFailed { detail: s(detail) },
@@ -143,5 +140,43 @@ impl TringError {
             },
             TringError::OutputFailed { detail } => TringError::OutputFailed { detail: s(detail) },
         }
+    }
+}
+
+/// `text` with every occurrence of `secret` — as is, and in its query-string encoding, in
+/// case an answer echoes the URL it was called with — replaced by `[redacted]`.
+pub(crate) fn scrub(text: &str, secret: &str) -> String {
+    if secret.is_empty() {
+        return text.to_owned();
+    }
+    let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    text.replace(secret, "[redacted]")
+        .replace(&encoded, "[redacted]")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_removes_the_key_as_is_and_url_encoded() {
+        let key = "a+b/c=d";
+        let text = "x a+b/c=d y a%2Bb%2Fc%3Dd z";
+        assert_eq!(scrub(text, key), "x [redacted] y [redacted] z");
+        assert_eq!(scrub("nothing", ""), "nothing");
+    }
+
+    #[test]
+    fn only_clear_refusals_are_permanent() {
+        let rejected = |reason| TringError::Rejected {
+            reason,
+            message: String::new(),
+        };
+        assert!(rejected(RejectReason::InvalidKey).is_permanent());
+        assert!(!rejected(RejectReason::Other).is_permanent());
+        let timed_out = TringError::TimedOut {
+            detail: String::new(),
+        };
+        assert!(timed_out.is_retryable() && !timed_out.is_permanent());
     }
 }
