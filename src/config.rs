@@ -899,12 +899,10 @@ impl Config {
         env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
     ) -> PathBuf {
         let bare = file.components().count() == 1 && !file.is_absolute();
-        if bare {
-            if let Some(dir) = env("CREDENTIALS_DIRECTORY") {
-                let candidate = PathBuf::from(dir).join(file);
-                if candidate.exists() {
-                    return candidate;
-                }
+        if bare && let Some(dir) = env("CREDENTIALS_DIRECTORY") {
+            let candidate = PathBuf::from(dir).join(file);
+            if candidate.exists() {
+                return candidate;
             }
         }
         resolve_relative(&self.path, &file.to_string_lossy())

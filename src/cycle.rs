@@ -332,9 +332,13 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                 WriteAction::Del => !present,
             };
             let note = match (intent.action, applied) {
-                (WriteAction::Add, true) => "found live after the write's reply was lost; taken as owned (had someone added it by hand meanwhile, rooster now owns it)",
+                (WriteAction::Add, true) => {
+                    "found live after the write's reply was lost; taken as owned (had someone added it by hand meanwhile, rooster now owns it)"
+                }
                 (WriteAction::Add, false) => "not live: the add never reached TRiNG",
-                (WriteAction::Del, true) => "gone from live: the del reached TRiNG; no longer owned",
+                (WriteAction::Del, true) => {
+                    "gone from live: the del reached TRiNG; no longer owned"
+                }
                 (WriteAction::Del, false) => "still live: the del never reached TRiNG",
             };
             warn!(
@@ -421,7 +425,14 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             (Some(s), false) => Some(s.start_cycle(start_at).await?),
             _ => None,
         };
-        let obs = self.observe(mode == Mode::Full).await?;
+        // Reads may be dropped at shutdown (nothing is written yet); writes may not (`act`).
+        let obs = tokio::select! {
+            o = self.observe(mode == Mode::Full) => o?,
+            _ = cancel.cancelled() => {
+                info!("shutdown requested while reading; cycle abandoned before any write");
+                return Ok(CycleReport { interrupted: true, ..CycleReport::default() });
+            }
+        };
         let decision = self.decide(&obs, obs.at);
         let mut report = CycleReport {
             calendars_total: obs.calendars.len(),
@@ -517,9 +528,10 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             }
             if r.kind != RefusalKind::UnreadableQueue {
                 report.refused += 1;
-                report
-                    .errors
-                    .push(format!("queue {q}: removal of {member} refused: {}", r.reason));
+                report.errors.push(format!(
+                    "queue {q}: removal of {member} refused: {}",
+                    r.reason
+                ));
             }
             if let Some(m) = &self.metrics {
                 m.refusal(r.kind);
@@ -578,7 +590,9 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                         WriteOutcome::Applied => Outcome::Applied,
                         WriteOutcome::AlreadyInState => Outcome::AlreadyInState,
                     };
-                    store.record_outcome(id, &recorded, self.clock.now()).await?;
+                    store
+                        .record_outcome(id, &recorded, self.clock.now())
+                        .await?;
                     match a.kind {
                         ActionKind::Add => report.adds += 1,
                         ActionKind::Del => report.dels += 1,
@@ -605,10 +619,9 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                         .record_outcome(id, &Outcome::Uncertain(e.clone()), self.clock.now())
                         .await?;
                     warn!(action = action.as_str(), queue = %q, member = %a.member, person, error = %e, "write outcome unknown; settled against the queue next cycle");
-                    report.errors.push(format!(
-                        "queue {q}: {} {} uncertain: {e}",
-                        action, a.member
-                    ));
+                    report
+                        .errors
+                        .push(format!("queue {q}: {} {} uncertain: {e}", action, a.member));
                 }
             }
         }

@@ -60,10 +60,10 @@ impl SystemdNotifier {
         SystemdNotifier { interval }
     }
     fn send(&self, state: &[sd_notify::NotifyState]) {
-        if std::env::var_os("NOTIFY_SOCKET").is_some() {
-            if let Err(e) = sd_notify::notify(state) {
-                warn!(error = %e, "systemd notification failed");
-            }
+        if std::env::var_os("NOTIFY_SOCKET").is_some()
+            && let Err(e) = sd_notify::notify(state)
+        {
+            warn!(error = %e, "systemd notification failed");
         }
     }
 }
@@ -128,7 +128,11 @@ pub async fn run<C: Calendars, P: Pbx, K: Clock>(
                 let pruned = store
                     .prune_journal(now - chrono::Duration::days(JOURNAL_DAYS))
                     .await?;
-                debug!(rows = pruned.journal_rows, cycles = pruned.cycles, "journal pruned");
+                debug!(
+                    rows = pruned.journal_rows,
+                    cycles = pruned.cycles,
+                    "journal pruned"
+                );
             }
             last_prune = Some(now);
         }

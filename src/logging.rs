@@ -9,7 +9,14 @@ use tracing_subscriber::filter::Directive;
 
 /// Targets that log URLs or headers below `info`.
 pub const URL_LOGGING_TARGETS: [&str; 8] = [
-    "reqwest", "hyper", "hyper_util", "h2", "rustls", "tower_http", "oauth2", "sqlx",
+    "reqwest",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "rustls",
+    "tower_http",
+    "oauth2",
+    "sqlx",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -40,7 +47,9 @@ pub fn init(format: LogFormat) {
         .with_target(false);
     // journald adds its own timestamp; keep ours too for `rooster once` on a terminal.
     let _ = match format {
-        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }

@@ -146,7 +146,9 @@ impl Metrics {
     /// SPEC §4: healthy while the last cycle completed within 3 poll intervals.
     pub fn healthy(&self, now: DateTime<Utc>) -> bool {
         let limit = chrono::Duration::from_std(self.poll_interval * 3).unwrap_or_default();
-        self.lock().last_good_cycle.is_some_and(|t| now - t <= limit)
+        self.lock()
+            .last_good_cycle
+            .is_some_and(|t| now - t <= limit)
     }
 
     /// The Prometheus text exposition.
@@ -157,7 +159,11 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             out.len()
         };
-        family("rooster_cycles_total", "counter", "Reconcile cycles run, by outcome.");
+        family(
+            "rooster_cycles_total",
+            "counter",
+            "Reconcile cycles run, by outcome.",
+        );
         let mut lines = String::new();
         for outcome in ["ok", "failed"] {
             let _ = writeln!(
@@ -215,7 +221,12 @@ impl Metrics {
             out,
             "# HELP rooster_refusals_total Removals or queues held back by a safety rule, by kind.\n# TYPE rooster_refusals_total counter"
         );
-        for kind in ["incomplete_read", "keep_last", "removal_cap", "unreadable_queue"] {
+        for kind in [
+            "incomplete_read",
+            "keep_last",
+            "removal_cap",
+            "unreadable_queue",
+        ] {
             let _ = writeln!(
                 out,
                 "rooster_refusals_total{{kind=\"{kind}\"}} {}",

@@ -239,17 +239,20 @@ pub fn plan_queue(input: &QueueInput) -> QueuePlan {
     // queue, so only a cycle without adds whose dels cover all of live can empty it; the member
     // kept is the one that would have been removed last in sort order.
     let adds = plan.actions.len();
-    if input.queue.keep_last && adds == 0 && !dels.is_empty() && dels.len() == live.len() {
-        if let Some(m) = dels.pop() {
-            plan.refused.push(Refusal {
-                kind: RefusalKind::KeepLast,
-                member: Some(m.clone()),
-                reason: format!(
-                    "queue {queue}: not removing {m}: it is the last member and nobody replaces \
-                     it (keep_last)"
-                ),
-            });
-        }
+    if input.queue.keep_last
+        && adds == 0
+        && !dels.is_empty()
+        && dels.len() == live.len()
+        && let Some(m) = dels.pop()
+    {
+        plan.refused.push(Refusal {
+            kind: RefusalKind::KeepLast,
+            member: Some(m.clone()),
+            reason: format!(
+                "queue {queue}: not removing {m}: it is the last member and nobody replaces \
+                 it (keep_last)"
+            ),
+        });
     }
 
     // Rule 4: at most max_removals dels per cycle; the rest wait for the next cycle.
