@@ -14,6 +14,7 @@
 pub mod config;
 pub mod cycle;
 pub mod daemon;
+pub mod demo;
 pub mod graph;
 pub mod logging;
 pub mod metrics;
