@@ -11,6 +11,7 @@
 //! - [`cycle`], [`daemon`]: one reconcile pass; the long-running loop.
 //! - [`sim`]: simulated Graph and TRiNG servers for the demo and tests.
 
+pub mod commands;
 pub mod config;
 pub mod cycle;
 pub mod daemon;
