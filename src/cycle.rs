@@ -300,12 +300,18 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
 
     /// `list` for every managed queue, at most [`TRING_CONCURRENCY`] at once.
     async fn list_queues(&self) -> BTreeMap<QueueNo, Result<BTreeSet<Member>, String>> {
-        let pbx = &self.pbx;
-        futures::stream::iter(self.cfg.queues.iter().map(|q| q.number.clone()))
-            .map(|q| async move {
-                let r = pbx.list(&q).await;
-                (q, r)
+        // The futures are built before they enter the stream (no closure returning a future
+        // inside it), which keeps the cycle's future `Send` for `tokio::spawn`.
+        let lists: Vec<_> = self
+            .cfg
+            .queues
+            .iter()
+            .map(|q| {
+                let list = self.pbx.list(&q.number);
+                async move { (q.number.clone(), list.await) }
             })
+            .collect();
+        futures::stream::iter(lists)
             .buffer_unordered(TRING_CONCURRENCY)
             .collect()
             .await

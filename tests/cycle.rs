@@ -1,0 +1,549 @@
+//! End-to-end: the real cycle and daemon against the Graph and TRiNG simulators, for the
+//! SPEC §3 rules that live above the pure plan (5 dry runs, 6 idempotence, 7 crash-safe
+//! ownership, 8 one writer) and for rule 1 and drift as a whole, plus boundary wake-ups and
+//! the CLI's exit codes.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rooster::config::Config;
+use rooster::cycle::{Mode, Pbx, Reconciler, SystemClock, WriteError};
+use rooster::daemon::{self, NoNotifier};
+use rooster::graph::GraphClient;
+use rooster::graph::client::{GraphOptions, RetryPolicy as GraphRetry};
+use rooster::model::{
+    Event, EventKind, EventTime, Mailbox, Member, QueueNo, Secret, Sensitivity, ShowAs,
+};
+use rooster::plan::ActionKind;
+use rooster::sim::graph::{GraphSim, GraphSimOptions};
+use rooster::sim::tring::{Action, SimTringOptions, TringSim};
+use rooster::store::{OpenMode, Store};
+use rooster::tring::{RetryPolicy as TringRetry, TringClient, TringClientOptions, WriteOutcome};
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+const KEY: &str = "cycle-test-tring-key";
+const SECRET: &str = "cycle-test-graph-secret";
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn q(s: &str) -> QueueNo {
+    QueueNo::parse(s).unwrap()
+}
+fn m(s: &str) -> Member {
+    s.parse().unwrap()
+}
+fn mb(s: &str) -> Mailbox {
+    Mailbox::parse(s).unwrap()
+}
+
+fn shift(id: &str, category: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Event {
+    Event {
+        id: id.into(),
+        subject: format!("{category} shift"),
+        when: EventTime::Timed { start, end },
+        is_cancelled: false,
+        show_as: ShowAs::Busy,
+        categories: vec![category.into()],
+        sensitivity: Sensitivity::Normal,
+        organizer: None,
+        attendees: vec![],
+        kind: EventKind::SingleInstance,
+        series_master_id: None,
+    }
+}
+
+struct Harness {
+    tring: TringSim,
+    graph: GraphSim,
+    cfg: Arc<Config>,
+    dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn start() -> Harness {
+        let tring = TringSim::start(SimTringOptions {
+            key: Secret::new(KEY),
+            tenant: "ACME".into(),
+            queues: vec![(q("600"), vec![m("ext:299")]), (q("610"), vec![])],
+            ..SimTringOptions::default()
+        })
+        .await
+        .unwrap();
+        let graph = GraphSim::start(GraphSimOptions {
+            client_secret: SECRET.into(),
+            ..GraphSimOptions::default()
+        })
+        .await
+        .unwrap();
+        for p in ["jan@t.nl", "piet@t.nl", "anouk@t.nl"] {
+            graph.set_events(&mb(p), None, vec![]);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tring-key"), KEY).unwrap();
+        std::fs::write(dir.path().join("graph-secret"), SECRET).unwrap();
+        let text = format!(
+            r#"
+poll_interval = "10m"
+state = "rooster.db"
+[tring]
+base_url = "{}"
+tenant = "ACME"
+key_file = "tring-key"
+[graph]
+tenant_id = "00000000-0000-0000-0000-000000000000"
+client_id = "11111111-1111-1111-1111-111111111111"
+client_secret_file = "graph-secret"
+base_url = "{}"
+authority = "{}"
+[[person]]
+name = "Jan de Vries"
+mailbox = "jan@t.nl"
+extension = "201"
+[[person]]
+name = "Piet Jansen"
+mailbox = "piet@t.nl"
+extension = "202"
+[[person]]
+name = "Anouk Bakker"
+mailbox = "anouk@t.nl"
+extension = "203"
+[[queue]]
+number = "600"
+name = "Support"
+[[queue]]
+number = "610"
+name = "Sales"
+ownership = "exclusive"
+[[rule]]
+name = "support shifts"
+calendar = "own"
+match = {{ categories = ["Support"] }}
+queues = ["600"]
+[[rule]]
+name = "sales shifts"
+calendar = "own"
+match = {{ categories = ["Sales"] }}
+queues = ["610"]
+"#,
+            tring.base_url(),
+            graph.base_url(),
+            graph.authority()
+        );
+        let path = dir.path().join("rooster.toml");
+        std::fs::write(&path, &text).unwrap();
+        let cfg = Arc::new(Config::parse(&text, &path).unwrap());
+        Harness {
+            tring,
+            graph,
+            cfg,
+            dir,
+        }
+    }
+
+    fn config_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("rooster.toml")
+    }
+
+    fn clients(&self) -> (GraphClient, TringClient) {
+        let graph = GraphClient::with_options(
+            &self.cfg.graph,
+            Secret::new(SECRET),
+            GraphOptions {
+                retry: GraphRetry {
+                    max_tries: 2,
+                    base_delay: Duration::from_millis(10),
+                    ..GraphRetry::default()
+                },
+                ..GraphOptions::default()
+            },
+        )
+        .unwrap();
+        let tring = TringClient::with_options(
+            &self.cfg.tring,
+            Secret::new(KEY),
+            TringClientOptions {
+                retry: TringRetry {
+                    max_tries: 2,
+                    base_delay: Duration::from_millis(10),
+                },
+                request_timeout: Duration::from_secs(2),
+                ..TringClientOptions::default()
+            },
+        )
+        .unwrap();
+        (graph, tring)
+    }
+
+    async fn store(&self) -> Store {
+        Store::open(&self.cfg.state, OpenMode::Writer)
+            .await
+            .unwrap()
+    }
+
+    async fn reconciler(
+        &self,
+        store: Option<Store>,
+        dry_run: bool,
+    ) -> Reconciler<GraphClient, TringClient, SystemClock> {
+        let (g, t) = self.clients();
+        Reconciler::new(self.cfg.clone(), g, t, SystemClock, store, dry_run)
+            .await
+            .unwrap()
+    }
+
+    fn members(&self, queue: &str) -> BTreeSet<Member> {
+        self.tring.members(&q(queue)).into_iter().collect()
+    }
+
+    fn writes(&self) -> usize {
+        self.tring
+            .requests()
+            .iter()
+            .filter(|r| matches!(r.action, Some(Action::Add | Action::Del | Action::Clean)))
+            .count()
+    }
+
+    fn lists(&self) -> usize {
+        self.tring
+            .requests()
+            .iter()
+            .filter(|r| matches!(r.action, Some(Action::List)))
+            .count()
+    }
+
+    /// Jan on a Support shift now.
+    fn jan_on_shift(&self) {
+        let now = Utc::now();
+        self.graph.set_events(
+            &mb("jan@t.nl"),
+            None,
+            vec![shift(
+                "jan-1",
+                "Support",
+                now - chrono::Duration::hours(1),
+                now + chrono::Duration::hours(1),
+            )],
+        );
+    }
+}
+
+async fn cycle<C: rooster::cycle::Calendars, P: Pbx>(
+    rec: &mut Reconciler<C, P, SystemClock>,
+) -> rooster::cycle::CycleReport {
+    timeout(LIMIT, rec.cycle(Mode::Full, &CancellationToken::new()))
+        .await
+        .expect("a cycle against the simulators hung")
+        .expect("the state could not be written")
+}
+
+fn set(items: &[&str]) -> BTreeSet<Member> {
+    items.iter().map(|s| m(s)).collect()
+}
+
+#[tokio::test]
+async fn second_cycle_with_the_same_calendars_writes_nothing() {
+    // SPEC §3 rule 6.
+    let h = Harness::start().await;
+    h.jan_on_shift();
+    let mut rec = h.reconciler(Some(h.store().await), false).await;
+    let report = cycle(&mut rec).await;
+    assert!(report.all_good(), "{:?}", report.errors);
+    assert_eq!(h.members("600"), set(&["ext:201", "ext:299"]));
+    h.tring.clear_requests();
+    let report = cycle(&mut rec).await;
+    assert!(report.all_good(), "{:?}", report.errors);
+    assert_eq!(h.writes(), 0, "an unchanged cycle wrote to TRiNG");
+    assert_eq!(h.lists(), 2, "exactly one list per managed queue");
+}
+
+#[tokio::test]
+async fn dry_run_writes_nothing_to_tring_or_state() {
+    // SPEC §3 rule 5.
+    let h = Harness::start().await;
+    h.jan_on_shift();
+    // A state exists (created by a writer) but the dry run must not change it.
+    drop(h.store().await);
+    let store = Store::open(&h.cfg.state, OpenMode::ReadOnly).await.unwrap();
+    let mut rec = h.reconciler(Some(store), true).await;
+    let obs = rec.observe(true).await.unwrap();
+    let plan = rec.decide(&obs, obs.at);
+    assert_eq!(
+        plan.plans[0].actions.len(),
+        1,
+        "the dry run sees the add it would make"
+    );
+    cycle(&mut rec).await;
+    assert_eq!(h.writes(), 0, "a dry run wrote to TRiNG");
+    assert_eq!(h.members("600"), set(&["ext:299"]));
+    let check = h.store().await;
+    assert!(
+        check.last_cycle().await.unwrap().is_none(),
+        "a dry run recorded a cycle"
+    );
+    assert!(check.owned_all().await.unwrap().is_empty());
+    assert!(check.calendar_states().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn graph_outage_holds_back_removals_and_hand_made_members_survive() {
+    // SPEC §3 rule 1 and additive ownership, end to end.
+    let h = Harness::start().await;
+    h.jan_on_shift();
+    let mut rec = h.reconciler(Some(h.store().await), false).await;
+    cycle(&mut rec).await;
+    assert_eq!(h.members("600"), set(&["ext:201", "ext:299"]));
+
+    // The shift is deleted, but Graph is down: nothing may be removed.
+    h.graph.set_events(&mb("jan@t.nl"), None, vec![]);
+    h.graph.set_outage(true);
+    let report = cycle(&mut rec).await;
+    assert!(!report.all_good());
+    assert_eq!(report.dels, 0);
+    assert_eq!(h.members("600"), set(&["ext:201", "ext:299"]));
+
+    h.graph.set_outage(false);
+    let report = cycle(&mut rec).await;
+    assert_eq!(report.dels, 1, "{:?}", report.errors);
+    assert_eq!(
+        h.members("600"),
+        set(&["ext:299"]),
+        "owned member removed, hand-made one kept"
+    );
+}
+
+#[tokio::test]
+async fn drift_is_repaired_and_owned_members_gone_by_themselves_are_forgotten() {
+    let h = Harness::start().await;
+    h.jan_on_shift();
+    let store = h.store().await;
+    let mut rec = h.reconciler(Some(store.clone()), false).await;
+    cycle(&mut rec).await;
+    // Someone removes Jan by hand while his shift runs: he is added again.
+    h.tring.set_members(&q("600"), vec![m("ext:299")]);
+    let report = cycle(&mut rec).await;
+    assert_eq!(report.adds, 1);
+    assert_eq!(h.members("600"), set(&["ext:201", "ext:299"]));
+    // Shift over and Jan removed by hand: nothing to write, and no longer owned.
+    h.graph.set_events(&mb("jan@t.nl"), None, vec![]);
+    h.tring.set_members(&q("600"), vec![m("ext:299")]);
+    h.tring.clear_requests();
+    cycle(&mut rec).await;
+    assert_eq!(h.writes(), 0);
+    assert!(store.owned(&q("600")).await.unwrap().is_empty());
+}
+
+/// A `Pbx` that performs a write through the real client and then never answers, as if the
+/// process died between TRiNG applying the write and rooster recording the outcome.
+struct DiesAfterWrite(TringClient);
+
+impl Pbx for DiesAfterWrite {
+    async fn list(&self, queue: &QueueNo) -> Result<BTreeSet<Member>, String> {
+        Pbx::list(&self.0, queue).await
+    }
+    async fn write(
+        &self,
+        kind: ActionKind,
+        queue: &QueueNo,
+        member: &Member,
+    ) -> Result<WriteOutcome, WriteError> {
+        let _ = Pbx::write(&self.0, kind, queue, member).await;
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn crash_after_tring_applied_keeps_ownership() {
+    // SPEC §3 rule 7: an add that reached TRiNG before a crash is owned after restart, so
+    // the member is removed when the shift ends (it would be kept forever if ownership were lost).
+    let h = Harness::start().await;
+    h.jan_on_shift();
+    let (g, t) = h.clients();
+    let cfg = h.cfg.clone();
+    let store = h.store().await;
+    let crashing = tokio::spawn(async move {
+        let mut rec = Reconciler::new(cfg, g, DiesAfterWrite(t), SystemClock, Some(store), false)
+            .await
+            .unwrap();
+        rec.cycle(Mode::Full, &CancellationToken::new()).await
+    });
+    timeout(LIMIT, async {
+        while !h.members("600").contains(&m("ext:201")) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the add never reached the simulator");
+    crashing.abort();
+    let _ = crashing.await;
+
+    // Restart: the lock is free again, the open intent is settled against live.
+    let store = timeout(LIMIT, async {
+        loop {
+            if let Ok(s) = Store::open(&h.cfg.state, OpenMode::Writer).await {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the crashed writer's lock was never released");
+    assert_eq!(store.open_intents().await.unwrap().len(), 1);
+    let mut rec = h.reconciler(Some(store.clone()), false).await;
+    cycle(&mut rec).await;
+    assert!(store.open_intents().await.unwrap().is_empty());
+    assert_eq!(store.owned(&q("600")).await.unwrap(), set(&["ext:201"]));
+
+    h.graph.set_events(&mb("jan@t.nl"), None, vec![]);
+    cycle(&mut rec).await;
+    assert_eq!(h.members("600"), set(&["ext:299"]));
+}
+
+#[tokio::test]
+async fn exclusive_queue_is_emptied_to_desired_but_never_below_one() {
+    // Exclusive ownership plus keep_last (rule 3) end to end.
+    let h = Harness::start().await;
+    h.tring
+        .set_members(&q("610"), vec![m("ext:202"), m("ext:203")]);
+    let mut rec = h.reconciler(Some(h.store().await), false).await;
+    let report = cycle(&mut rec).await;
+    assert_eq!(report.dels, 1);
+    assert_eq!(report.refused, 1, "the last member's removal is refused");
+    assert!(!report.all_good(), "a refused removal makes `once` exit 1");
+    assert_eq!(h.members("610").len(), 1);
+}
+
+#[tokio::test]
+async fn daemon_applies_a_shift_start_at_its_boundary_not_at_the_next_poll() {
+    // SPEC §5: poll_interval is 10 minutes here, so only a boundary wake-up can make this add.
+    let h = Harness::start().await;
+    let start = Utc::now() + chrono::Duration::seconds(3);
+    h.graph.set_events(
+        &mb("piet@t.nl"),
+        None,
+        vec![shift(
+            "piet-1",
+            "Support",
+            start,
+            start + chrono::Duration::hours(1),
+        )],
+    );
+    let mut rec = h.reconciler(Some(h.store().await), false).await;
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    let daemon = tokio::spawn(async move { daemon::run(&mut rec, &NoNotifier, stop).await });
+    let added_at = timeout(LIMIT, async {
+        while !h.members("600").contains(&m("ext:202")) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Utc::now()
+    })
+    .await
+    .expect("the daemon did not add Piet at his shift start");
+    assert!(added_at >= start, "added before the shift started");
+    cancel.cancel();
+    timeout(Duration::from_secs(5), daemon)
+        .await
+        .expect("the daemon did not stop within 5 s of cancellation")
+        .unwrap()
+        .unwrap();
+}
+
+fn rooster(config: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_rooster"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("the rooster binary runs")
+}
+
+#[tokio::test]
+async fn second_writer_exits_2_naming_the_lock_holder() {
+    // SPEC §3 rule 8.
+    let h = Harness::start().await;
+    h.jan_on_shift();
+    let _held = h.store().await;
+    let path = h.config_path();
+    let out = tokio::task::spawn_blocking(move || rooster(&path, &["once"]))
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "in use by another rooster (pid {})",
+            std::process::id()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(h.writes(), 0, "a refused writer still wrote to TRiNG");
+}
+
+#[tokio::test]
+async fn once_exits_0_then_queue_clean_without_yes_exits_2_and_sends_nothing() {
+    let h = Harness::start().await;
+    h.jan_on_shift();
+    let path = h.config_path();
+    let p = path.clone();
+    let out = tokio::task::spawn_blocking(move || rooster(&p, &["once"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(h.members("600"), set(&["ext:201", "ext:299"]));
+    h.tring.clear_requests();
+    let p = path.clone();
+    let out = tokio::task::spawn_blocking(move || rooster(&p, &["queue", "clean", "600"]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("would remove 2 members"));
+    assert_eq!(h.writes(), 0);
+    // plan --json has SPEC §4's shape.
+    let out = tokio::task::spawn_blocking(move || rooster(&path, &["plan", "--json"]))
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["queues"][0]["queue"], "600");
+    assert_eq!(v["queues"][0]["desired"][0]["member"], "ext:201");
+    assert_eq!(v["queues"][0]["desired"][0]["person"], "Jan de Vries");
+    assert_eq!(
+        v["queues"][0]["desired"][0]["why"][0]["rule"],
+        "support shifts"
+    );
+    assert_eq!(v["queues"][0]["owned"][0], "ext:201");
+    assert_eq!(v["calendars"][0]["complete"], true);
+}
+
+#[test]
+fn bad_config_exits_2_with_file_and_line_before_touching_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rooster.toml");
+    let text = include_str!("../config/rooster.example.toml").replacen(
+        "queues = [\"700\"]",
+        "queues = [\"701\"]",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let out = rooster(&path, &["once"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("rooster.toml:") && stderr.contains("unknown queue \"701\""),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "one sentence, no backtrace: {stderr}"
+    );
+    let out = rooster(&path, &["check-config"]);
+    assert_eq!(out.status.code(), Some(2));
+}
