@@ -168,6 +168,10 @@ pub struct CycleReport {
     pub queues_total: usize,
     /// The cycle stopped early because shutdown was requested.
     pub interrupted: bool,
+    /// Each readable queue's membership after this cycle's successful writes.
+    pub live_after: BTreeMap<QueueNo, BTreeSet<Member>>,
+    /// Each queue's owned members after this cycle (empty without state).
+    pub owned_after: BTreeMap<QueueNo, BTreeSet<Member>>,
 }
 
 impl CycleReport {
@@ -443,6 +447,11 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         let mut report = CycleReport {
             calendars_total: obs.calendars.len(),
             queues_total: obs.live.len(),
+            live_after: obs
+                .live
+                .iter()
+                .filter_map(|(q, r)| Some((q.clone(), r.as_ref().ok()?.clone())))
+                .collect(),
             ..CycleReport::default()
         };
 
@@ -474,6 +483,9 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             }
         }
 
+        if let Some(store) = &self.store {
+            report.owned_after = store.owned_all().await?;
+        }
         let elapsed = started.elapsed();
         info!(
             adds = report.adds,
@@ -599,9 +611,16 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                     store
                         .record_outcome(id, &recorded, self.clock.now())
                         .await?;
+                    let live = report.live_after.entry(q.clone()).or_default();
                     match a.kind {
-                        ActionKind::Add => report.adds += 1,
-                        ActionKind::Del => report.dels += 1,
+                        ActionKind::Add => {
+                            report.adds += 1;
+                            live.insert(a.member.clone());
+                        }
+                        ActionKind::Del => {
+                            report.dels += 1;
+                            live.remove(&a.member);
+                        }
                     }
                     let msg = match (a.kind, a.drift) {
                         (ActionKind::Add, false) => "member added",

@@ -123,15 +123,17 @@ impl Metrics {
         }
         m.duration_count += 1;
         m.duration_sum += secs;
-        for (q, r) in &obs.live {
+        for r in obs.live.values() {
             let list_outcome = if r.is_ok() { "ok" } else { "failed" };
             *m.tring.entry(("list", list_outcome)).or_default() += 1;
-            if let Ok(live) = r {
-                m.members.insert((q.to_string(), "live"), live.len());
-            }
+        }
+        for (q, live) in &report.live_after {
+            m.members.insert((q.to_string(), "live"), live.len());
+        }
+        for q in obs.live.keys() {
             m.members.insert(
                 (q.to_string(), "owned"),
-                obs.owned.get(q).map_or(0, |o| o.len()),
+                report.owned_after.get(q).map_or(0, |o| o.len()),
             );
         }
         for (q, d) in &decision.desired.queues {

@@ -547,3 +547,78 @@ fn bad_config_exits_2_with_file_and_line_before_touching_anything() {
     let out = rooster(&path, &["check-config"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn metrics_and_healthz_are_served_while_cycles_run() {
+    use rooster::metrics::{self, Metrics};
+    let h = Harness::start().await;
+    h.jan_on_shift();
+    let rec = h.reconciler(Some(h.store().await), false).await;
+    let graph = rec.calendars().clone();
+    let m = Arc::new(
+        Metrics::new(h.cfg.poll_interval).with_graph_counters(move || {
+            let s = graph.stats();
+            let by: std::collections::BTreeMap<String, u64> = s
+                .requests_by_outcome
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+            (by, s.throttled)
+        }),
+    );
+    let cancel = CancellationToken::new();
+    let addr = metrics::serve("127.0.0.1:0".parse().unwrap(), m.clone(), cancel.clone())
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let get = |path: &'static str| {
+        let http = http.clone();
+        async move {
+            let r = timeout(LIMIT, http.get(format!("http://{addr}{path}")).send())
+                .await
+                .expect("metrics endpoint hung")
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/healthz").await.0, 503, "unhealthy before any cycle");
+
+    let mut rec = rec.with_metrics(m);
+    cycle(&mut rec).await;
+    assert_eq!(get("/healthz").await.0, 200);
+    let (status, body) = get("/metrics").await;
+    assert_eq!(status, 200);
+    for line in [
+        "rooster_cycles_total{outcome=\"ok\"} 1",
+        "rooster_cycle_duration_seconds_count 1",
+        "rooster_tring_requests_total{action=\"add\",outcome=\"applied\"} 1",
+        "rooster_tring_requests_total{action=\"list\",outcome=\"ok\"} 2",
+        "rooster_queue_members{queue=\"600\",set=\"live\"} 2",
+        "rooster_queue_members{queue=\"600\",set=\"desired\"} 1",
+        "rooster_queue_members{queue=\"600\",set=\"owned\"} 1",
+        "rooster_refusals_total{kind=\"keep_last\"} 0",
+        "# TYPE rooster_cycle_duration_seconds histogram",
+        "rooster_graph_throttled_total 0",
+    ] {
+        assert!(body.contains(line), "missing {line:?} in\n{body}");
+    }
+    assert!(
+        body.contains("rooster_graph_requests_total{outcome="),
+        "{body}"
+    );
+    assert!(!body.contains(KEY) && !body.contains(SECRET));
+
+    // A Graph outage shows up as calendar read failures.
+    h.graph.set_outage(true);
+    cycle(&mut rec).await;
+    let (_, body) = get("/metrics").await;
+    assert!(
+        body.contains("rooster_calendar_read_failures_total{calendar=\"jan@t.nl\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("rooster_cycles_total{outcome=\"failed\"} 1"),
+        "{body}"
+    );
+    cancel.cancel();
+}
