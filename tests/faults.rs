@@ -709,3 +709,157 @@ async fn fault_matrix() {
     assert_eq!(figures[1].1 + figures[2].1 + figures[3].1 + figures[4].1, 0);
     assert_no_secrets_logged();
 }
+
+// ---------------------------------------------------------------------------------------
+// kill -9 at each step of a write (SPEC §3 rule 7), simulated in-process: the cycle future
+// is dropped at the chosen step (nothing after that point runs, as with SIGKILL), the store
+// is dropped (its lock must be released), and a new reconciler on a reopened store runs.
+
+use rooster::cycle::Mode;
+use rooster::plan::ActionKind;
+use tokio_util::sync::CancellationToken;
+
+struct Crash {
+    name: &'static str,
+    hang: Hang,
+    /// Writes the restart cycle must (true) or must not (false) send.
+    restart_writes: &'static [(Action, &'static str, &'static str, bool)],
+    /// How the open intent of the crashed write must be settled (`None`: no open intent).
+    settled_applied: Option<bool>,
+}
+
+async fn crash_and_restart(c: &Crash) -> String {
+    let h = Harness::start().await;
+    h.pbx.hang_at(Some(c.hang.clone()));
+    let mut rec = h.reconciler().await;
+    let cancel = CancellationToken::new();
+    let crashed = tokio::select! {
+        r = rec.cycle(Mode::Full, &cancel) => Err(format!("the cycle ended before the crash point: {r:?}")),
+        _ = h.pbx.hung.notified() => Ok(()),
+        _ = tokio::time::sleep(Duration::from_secs(30)) => Err("the crash point was never reached in 30 s".into()),
+    };
+    crashed.unwrap_or_else(|e| panic!("{}: {e}", c.name));
+    // The process is gone: everything it held goes with it.
+    drop(rec);
+    h.pbx.hang_at(None);
+    let before = h.live();
+    h.tring.clear_requests();
+
+    let mut rec = h.reconciler().await; // panics if the lock was not released
+    let open = within(
+        "reading open intents",
+        10,
+        rec.store().expect("store").open_intents(),
+    )
+    .await
+    .expect("open intents read");
+    let report = run_cycle(&mut rec).await;
+    let sent = writes(&h.tring.requests());
+    assert!(report.all_good(), "{}: {:?}", c.name, report.errors);
+    for (action, queue, ext, must) in c.restart_writes {
+        let was = sent
+            .iter()
+            .any(|(a, qq, e)| a == action && qq == queue && e == ext);
+        assert_eq!(
+            was, *must,
+            "{}: restart cycle sent {action:?} {ext} to {queue}: {was} (writes {sent:?})",
+            c.name
+        );
+    }
+    let journal = within(
+        "reading the journal",
+        10,
+        rec.store()
+            .expect("store")
+            .journal(h.now - chrono::Duration::hours(1), 100),
+    )
+    .await
+    .expect("journal");
+    match c.settled_applied {
+        None => assert!(open.is_empty(), "{}: open intents {open:?}", c.name),
+        Some(applied) => {
+            assert_eq!(open.len(), 1, "{}: open intents {open:?}", c.name);
+            let row = journal
+                .iter()
+                .find(|r| r.id == open[0].0)
+                .expect("the open intent is in the journal");
+            let s = row
+                .settlement
+                .as_ref()
+                .expect("the open intent was settled");
+            assert_eq!(s.applied, applied, "{}: settlement {s:?}", c.name);
+        }
+    }
+    assert_eq!(h.live(), converged_live(), "{}", c.name);
+    let own = owned(&rec).await;
+    assert_eq!(own, converged_owned(), "{}: ownership", c.name);
+    let outcome = format!(
+        "live before restart: 600 {:?}; open intents {}; restart cycle sent {:?}; converged, owned {:?}",
+        before[&q("600")],
+        open.len(),
+        sent,
+        own[&q("600")]
+    );
+    drop(rec);
+    h.shutdown().await;
+    outcome
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_at_each_step_of_a_write_loses_no_ownership() {
+    let add = |hang: fn(ActionKind, rooster::model::QueueNo, rooster::model::Member) -> Hang| {
+        hang(ActionKind::Add, q("600"), m("ext:203"))
+    };
+    let del = |hang: fn(ActionKind, rooster::model::QueueNo, rooster::model::Member) -> Hang| {
+        hang(ActionKind::Del, q("600"), m("ext:201"))
+    };
+    let crashes = [
+        Crash {
+            name: "before the intent (crash while listing)",
+            hang: Hang::List(q("600")),
+            restart_writes: &[
+                (Action::Add, "600", "203", true),
+                (Action::Del, "600", "201", true),
+            ],
+            settled_applied: None,
+        },
+        Crash {
+            name: "add: after the intent, before TRiNG",
+            hang: add(Hang::BeforeWrite),
+            restart_writes: &[(Action::Add, "600", "203", true)],
+            settled_applied: Some(false),
+        },
+        Crash {
+            name: "add: after TRiNG applied, before the outcome",
+            hang: add(Hang::AfterWrite),
+            restart_writes: &[(Action::Add, "600", "203", false)],
+            settled_applied: Some(true),
+        },
+        Crash {
+            name: "del: after the intent, before TRiNG",
+            hang: del(Hang::BeforeWrite),
+            restart_writes: &[(Action::Del, "600", "201", true)],
+            settled_applied: Some(false),
+        },
+        Crash {
+            name: "del: after TRiNG applied, before the outcome",
+            hang: del(Hang::AfterWrite),
+            restart_writes: &[(Action::Del, "600", "201", false)],
+            settled_applied: Some(true),
+        },
+        Crash {
+            name: "after the outcome (crash at the next queue's write)",
+            hang: Hang::BeforeWrite(ActionKind::Add, q("610"), m("ext:202")),
+            restart_writes: &[
+                (Action::Add, "600", "203", false),
+                (Action::Del, "600", "201", false),
+            ],
+            settled_applied: Some(false),
+        },
+    ];
+    for c in &crashes {
+        let outcome = crash_and_restart(c).await;
+        println!("| kill -9 {} | {outcome} |", c.name);
+    }
+    assert_no_secrets_logged();
+}
