@@ -863,3 +863,378 @@ async fn kill_at_each_step_of_a_write_loses_no_ownership() {
     }
     assert_no_secrets_logged();
 }
+
+// ---------------------------------------------------------------------------------------
+// SIGTERM mid-cycle (SPEC §5): the write in flight completes and is recorded, no write
+// starts after the signal, and the daemon returns within 5 s.
+
+use rooster::daemon::{self, NoNotifier};
+use rooster::store::{OpenMode, Store, StoreError};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_write_finishes_and_records_the_write() {
+    let h = Harness::start().await;
+    // The add answers after 300 ms (within the 500 ms request timeout): in flight when the
+    // signal comes.
+    h.tring.inject(Fault {
+        queue: Some(q("600")),
+        action: Some(Action::Add),
+        kind: FaultKind::Delay(Duration::from_millis(300)),
+        times: Some(1),
+    });
+    let mut rec = h.reconciler().await;
+    let cancel = CancellationToken::new();
+    let signal = async {
+        loop {
+            let reqs = h.tring.requests();
+            if writes(&reqs)
+                .iter()
+                .any(|(a, qq, _)| *a == Action::Add && qq == "600")
+            {
+                let sent = writes(&reqs).len();
+                cancel.cancel();
+                return (std::time::Instant::now(), sent);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let (run, (signalled, sent_at_signal)) =
+        within("the daemon with a signal mid-write", 20, async {
+            tokio::join!(daemon::run(&mut rec, &NoNotifier, cancel.clone()), signal)
+        })
+        .await;
+    let stopped_after = signalled.elapsed();
+    run.expect("the daemon stops cleanly");
+    assert!(
+        stopped_after < Duration::from_secs(5),
+        "stopped {stopped_after:?} after the signal"
+    );
+    let sent = writes(&h.tring.requests());
+    assert_eq!(
+        sent.len(),
+        sent_at_signal,
+        "writes started after the signal: {sent:?}"
+    );
+    assert!(h.tring.members(&q("600")).contains(&m("ext:203")));
+    let journal = within(
+        "journal",
+        10,
+        rec.store()
+            .expect("store")
+            .journal(h.now - chrono::Duration::hours(1), 100),
+    )
+    .await
+    .expect("journal");
+    let row = journal_203(&journal).expect("the add in flight has an intent");
+    assert!(
+        matches!(row.outcome, Some((Outcome::Applied, _))),
+        "the write in flight was not recorded as applied: {:?}",
+        row.outcome
+    );
+    assert!(owned(&rec).await[&q("600")].contains(&m("ext:203")));
+    println!(
+        "| SIGTERM while `add ext:203` is in flight | write completed and recorded applied; {} writes before, none after; stopped {:?} after the signal |",
+        sent.len(),
+        stopped_after
+    );
+    drop(rec);
+    h.shutdown().await;
+    assert_no_secrets_logged();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_tring_never_answers_stops_after_the_grace() {
+    let h = Harness::start().await;
+    // TRiNG applies the add and the reply never comes (the client's own timeout would end
+    // it, so the PBX wrapper holds it forever): the 5 s grace (SPEC §5) must end the wait.
+    h.pbx.hang_at(Some(Hang::AfterWrite(
+        ActionKind::Add,
+        q("600"),
+        m("ext:203"),
+    )));
+    let mut rec = h.reconciler().await;
+    let cancel = CancellationToken::new();
+    let signal = async {
+        h.pbx.hung.notified().await;
+        cancel.cancel();
+        std::time::Instant::now()
+    };
+    let (run, signalled) = within("the daemon with a write that never answers", 30, async {
+        tokio::join!(daemon::run(&mut rec, &NoNotifier, cancel.clone()), signal)
+    })
+    .await;
+    let stopped_after = signalled.elapsed();
+    run.expect("the daemon stops cleanly");
+    // SPEC §5: wait at most 5 s for the reply, then record and exit.
+    assert!(
+        stopped_after < Duration::from_millis(5_500),
+        "stopped {stopped_after:?} after the signal"
+    );
+    let journal = within(
+        "journal",
+        10,
+        rec.store()
+            .expect("store")
+            .journal(h.now - chrono::Duration::hours(1), 100),
+    )
+    .await
+    .expect("journal");
+    let row = journal_203(&journal).expect("the add in flight has an intent");
+    assert!(
+        matches!(row.outcome, Some((Outcome::Uncertain(_), _))),
+        "{:?}",
+        row.outcome
+    );
+    println!(
+        "| SIGTERM while TRiNG never answers | recorded uncertain; stopped {stopped_after:?} after the signal |"
+    );
+    // The next start settles it as owned (TRiNG had applied it).
+    drop(rec);
+    h.pbx.hang_at(None);
+    let mut rec = h.reconciler().await;
+    let report = run_cycle(&mut rec).await;
+    assert!(report.all_good(), "{:?}", report.errors);
+    assert_eq!(owned(&rec).await, converged_owned());
+    drop(rec);
+    h.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// State database faults: the store cannot be opened → a clear error and not one request to
+// TRiNG or Graph (without its journal rooster must not write, SPEC §3 rules 7 and 8).
+
+/// What `rooster once` does first: open the state as writer; only then touch TRiNG.
+async fn once_like(h: &Harness) -> Result<rooster::cycle::CycleReport, StoreError> {
+    let store = within("open", 10, Store::open(&h.db, OpenMode::Writer)).await?;
+    let mut rec = within(
+        "reconciler",
+        10,
+        rooster::cycle::Reconciler::new(
+            h.cfg.clone(),
+            h.graph_client(),
+            h.pbx.clone(),
+            rooster::cycle::SystemClock,
+            Some(store),
+            false,
+        ),
+    )
+    .await?;
+    within(
+        "cycle",
+        30,
+        rec.cycle(Mode::Full, &CancellationToken::new()),
+    )
+    .await
+}
+
+fn assert_nothing_sent(h: &Harness, what: &str) {
+    assert_eq!(
+        h.tring.requests(),
+        vec![],
+        "{what}: tring requests were made"
+    );
+    assert_eq!(
+        h.graph.requests(),
+        vec![],
+        "{what}: graph requests were made"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_locked_by_another_process_sends_nothing() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let h = Harness::start().await;
+    let lock = rooster::store::lock_path(&h.db);
+    let Ok(mut child) = Command::new("flock")
+        .arg("--nonblock")
+        .arg(&lock)
+        .args(["sh", "-c", "echo ready; read _"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("skipped: flock(1) is not available");
+        return;
+    };
+    let stdout = child.stdout.take().expect("piped stdout");
+    let line = within(
+        "the lock-holding child",
+        10,
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        }),
+    )
+    .await
+    .expect("join")
+    .expect("read");
+    assert_eq!(line.trim(), "ready", "the child could not take the lock");
+    let err = once_like(&h).await.expect_err("a locked state must refuse");
+    assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("in use by another rooster"),
+        "{err}"
+    );
+    assert_nothing_sent(&h, "locked");
+    drop(child.stdin.take());
+    let _ = within(
+        "child exit",
+        10,
+        tokio::task::spawn_blocking(move || child.wait()),
+    )
+    .await;
+    println!("| state locked by another process | `{err}`; 0 requests |");
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_read_only_sends_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::{Command, Stdio};
+    let h = Harness::start().await;
+    std::fs::set_permissions(&h.db, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    // Root ignores the mode; the immutable flag stops root too.
+    let immutable = Command::new("chattr")
+        .arg("+i")
+        .arg(&h.db)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let result = once_like(&h).await;
+    if immutable {
+        let _ = Command::new("chattr").arg("-i").arg(&h.db).status();
+    }
+    match result {
+        Err(err) => {
+            assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
+            assert_nothing_sent(&h, "read-only");
+            println!("| state read-only | `{err}`; 0 requests |");
+        }
+        Ok(_) => eprintln!("skipped: running as root without chattr, the file stayed writable"),
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_corrupt_sends_nothing() {
+    let h = Harness::start().await;
+    for suffix in ["-wal", "-shm"] {
+        let mut p = h.db.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+    std::fs::write(
+        &h.db,
+        b"this is not a sqlite database, it is garbage \x00\x01\x02".repeat(200),
+    )
+    .expect("write garbage");
+    let err = once_like(&h)
+        .await
+        .expect_err("a corrupt state must refuse");
+    assert!(matches!(err, StoreError::NotSqlite { .. }), "{err:?}");
+    assert_nothing_sent(&h, "corrupt");
+    println!("| state corrupt (garbage file) | `{err}`; 0 requests |");
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_disk_full_never_writes_without_an_intent() {
+    use std::process::Command;
+    let h = Harness::start().await;
+    let mnt = h.dir.path().join("full");
+    std::fs::create_dir(&mnt).expect("mount point");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (disk full not simulated)");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let db = mnt.join("rooster.db");
+    std::fs::copy(&h.db, &db).expect("copy the seeded state");
+    let store = within("open", 10, Store::open(&db, OpenMode::Writer))
+        .await
+        .expect("opens");
+    // Fill what is left of the file system.
+    let filler = mnt.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).expect("filler");
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).and_then(|_| f.sync_data()).is_ok() {}
+    }
+    let mut rec = within(
+        "reconciler",
+        10,
+        rooster::cycle::Reconciler::new(
+            h.cfg.clone(),
+            h.graph_client(),
+            h.pbx.clone(),
+            rooster::cycle::SystemClock,
+            Some(store.clone()),
+            false,
+        ),
+    )
+    .await
+    .expect("reconciler");
+    let result = within(
+        "cycle on a full disk",
+        30,
+        rec.cycle(Mode::Full, &CancellationToken::new()),
+    )
+    .await;
+    let sent = writes(&h.tring.requests());
+    let outcome = match &result {
+        Err(e) => format!("cycle failed: `{}`", short(&e.to_string(), 120)),
+        Ok(r) => format!(
+            "cycle ran: adds {} dels {} errors {:?}",
+            r.adds, r.dels, r.errors
+        ),
+    };
+    std::fs::remove_file(&filler).expect("free the space");
+    // Every write TRiNG saw has its intent in the journal.
+    let journal = within(
+        "journal",
+        10,
+        store.journal(h.now - chrono::Duration::hours(1), 100),
+    )
+    .await
+    .expect("journal");
+    for (action, queue, ext) in &sent {
+        let has_intent = journal.iter().any(|r| {
+            r.intent.queue.as_str() == queue
+                && r.intent.member.id() == ext
+                && matches!(
+                    (action, r.intent.action),
+                    (Action::Add, WriteAction::Add) | (Action::Del, WriteAction::Del)
+                )
+        });
+        assert!(
+            has_intent,
+            "{action:?} {ext} to {queue} was sent without an intent"
+        );
+    }
+    // Space again: the next cycle converges.
+    h.tring.clear_requests();
+    let report = run_cycle(&mut rec).await;
+    assert!(report.all_good(), "{:?}", report.errors);
+    assert_eq!(h.live(), converged_live());
+    assert_eq!(owned(&rec).await, converged_owned());
+    println!(
+        "| state disk full (256 KiB tmpfs) | {outcome}; {} writes sent, each with an intent; converged after space freed |",
+        sent.len()
+    );
+    drop(rec);
+    within("close", 10, store.close()).await;
+    h.shutdown().await;
+}
