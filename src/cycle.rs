@@ -28,8 +28,9 @@ use crate::tring::{TringClient, TringError, WriteOutcome};
 
 /// TRiNG calls in flight at once (tring-api.md "Limits": at most 4).
 const TRING_CONCURRENCY: usize = 4;
-/// SPEC §5: on shutdown, wait at most this long for the reply to the write in flight.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// SPEC §5: on shutdown, wait for the reply to the write in flight — "at most 5 s", and the
+/// process must be gone within 5 s, so leave half a second to record the outcome and exit.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(4500);
 
 /// Where calendars come from: Graph, or a fake in tests.
 pub trait Calendars: Send + Sync {
@@ -458,7 +459,13 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         for (cal, status) in &obs.calendars {
             if let Some(e) = &status.error {
                 report.calendars_failed += 1;
-                report.errors.push(format!("calendar {cal}: {e}"));
+                // Graph's errors already name the calendar; other sources may not.
+                let line = if e.contains(&cal.to_string()) {
+                    e.clone()
+                } else {
+                    format!("calendar {cal}: {e}")
+                };
+                report.errors.push(line);
             }
         }
         for w in &decision.desired.warnings {

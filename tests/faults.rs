@@ -965,9 +965,9 @@ async fn sigterm_while_tring_never_answers_stops_after_the_grace() {
     .await;
     let stopped_after = signalled.elapsed();
     run.expect("the daemon stops cleanly");
-    // SPEC §5: wait at most 5 s for the reply, then record and exit.
+    // SPEC §5: wait at most 5 s for the reply, record it, and be gone within 5 s.
     assert!(
-        stopped_after < Duration::from_millis(5_500),
+        stopped_after < Duration::from_secs(5),
         "stopped {stopped_after:?} after the signal"
     );
     let journal = within(
