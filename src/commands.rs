@@ -759,8 +759,12 @@ pub fn config_path(flag: Option<PathBuf>) -> PathBuf {
 
 /// `demo`: SPEC §6. Exit 0 only when every checkpoint matched.
 pub async fn demo(color: bool) -> Result<u8, CommandError> {
-    let _ = color;
-    Err(CommandError::Usage("demo is not yet available".into()))
+    use crate::demo::{DemoOptions, run};
+    let mut stdout = std::io::stdout();
+    let outcome = run(DemoOptions { scale: 1.0, color }, &mut stdout)
+        .await
+        .map_err(|e| CommandError::Failed(e.to_string()))?;
+    Ok(if outcome.all_ok { EXIT_OK } else { EXIT_FAILED })
 }
 
 /// `sim`: both simulators standalone with a small team, until Ctrl-C; optionally writes a

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::graph::GraphClient;
 use crate::metrics::Metrics;
 use crate::model::{CalendarRef, Event, Member, QueueNo, sanitize};
-use crate::plan::{ActionKind, QueueInput, QueuePlan, RefusalKind, plan_queue};
+use crate::plan::{ActionKind, PlanWarning, QueueInput, QueuePlan, RefusalKind, plan_queue};
 use crate::schedule::{self, CalendarEvents, Desired};
 use crate::store::{CycleRecord, Intent, Outcome, Store, StoreError, WriteAction};
 use crate::tring::{TringClient, TringError, WriteOutcome};
@@ -536,7 +536,10 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
     ) -> Result<(), StoreError> {
         let q = &plan.queue;
         for w in &plan.warnings {
-            warn!(queue = %q, "{w}");
+            // With nothing held back, the calendar's own failure (logged above) says it all.
+            if !matches!(w, PlanWarning::IncompleteRead { postponed: 0, .. }) {
+                warn!(queue = %q, "{w}");
+            }
         }
         let mut refusal_lines = Vec::new();
         for r in &plan.refused {

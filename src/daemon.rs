@@ -121,6 +121,9 @@ pub async fn run<C: Calendars, P: Pbx, K: Clock>(
             } else {
                 0
             };
+            if failures > 0 {
+                warn!(failures, next_poll_in = %humantime::format_duration(poll_delay(poll, failures)), "every calendar or every queue failed; polling less often (boundaries still apply)");
+            }
         }
         let now = rec.clock().now();
         if last_prune.is_none_or(|t| now - t > chrono::Duration::days(1)) {
@@ -138,9 +141,6 @@ pub async fn run<C: Calendars, P: Pbx, K: Clock>(
         }
 
         let delay = poll_delay(poll, failures);
-        if failures > 0 {
-            warn!(failures, next_poll_in = %humantime::format_duration(delay), "every calendar or every queue failed; polling less often (boundaries still apply)");
-        }
         let next_poll = last_full + chrono::Duration::from_std(delay).unwrap_or_default();
         let (wake, next_mode) = next_wake(now, next_poll, rec.next_boundary(now));
         debug!(wake = %wake, mode = ?next_mode, "sleeping");

@@ -38,9 +38,13 @@ pub fn filter(rust_log: Option<&str>) -> EnvFilter {
     f
 }
 
-/// Installs the global subscriber writing to stderr.
-pub fn init(format: LogFormat) {
-    let filter = filter(std::env::var("RUST_LOG").ok().as_deref());
+/// Installs the global subscriber writing to stderr; `quiet` (the demo, whose timeline is the
+/// output) shows only warnings unless `RUST_LOG` says otherwise.
+pub fn init(format: LogFormat, quiet: bool) {
+    let rust_log = std::env::var("RUST_LOG")
+        .ok()
+        .or_else(|| quiet.then(|| "warn".to_owned()));
+    let filter = filter(rust_log.as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -143,7 +143,7 @@ enum AgentAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format);
+    logging::init(cli.log_format, matches!(cli.command, Command::Demo));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
