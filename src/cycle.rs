@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::config::Config;
 use crate::graph::GraphClient;
@@ -132,8 +132,9 @@ pub struct CalendarStatus {
 pub struct Observation {
     pub at: DateTime<Utc>,
     /// Fresh where the read succeeded, the last events read where it failed (so boundaries
-    /// and adds keep working through an outage; dels are held back by rule 1).
-    pub events: CalendarEvents,
+    /// and adds keep working through an outage; dels are held back by rule 1). Shared, not
+    /// copied: a large tenant reads 100,000 events.
+    pub events: Arc<CalendarEvents>,
     pub calendars: BTreeMap<CalendarRef, CalendarStatus>,
     /// TRiNG `list` per managed queue; `Err` holds the sentence saying why not (rule 2).
     pub live: BTreeMap<QueueNo, Result<BTreeSet<Member>, String>>,
@@ -197,7 +198,10 @@ pub struct Reconciler<C, P, K> {
     /// `None` before the first `once`/`run` created the state (`plan` on a fresh install).
     store: Option<Store>,
     dry_run: bool,
-    events: CalendarEvents,
+    events: Arc<CalendarEvents>,
+    /// Each queue's desired set as of the last cycle: a boundary cycle only touches the
+    /// queues whose set changed since.
+    last_desired: BTreeMap<QueueNo, BTreeSet<Member>>,
     read_status: BTreeMap<CalendarRef, CalendarStatus>,
     warned: HashSet<String>,
     metrics: Option<Arc<Metrics>>,
@@ -213,10 +217,10 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         store: Option<Store>,
         dry_run: bool,
     ) -> Result<Self, StoreError> {
-        let events = match &store {
+        let events = Arc::new(match &store {
             Some(s) => s.last_events().await?,
             None => CalendarEvents::new(),
-        };
+        });
         Ok(Reconciler {
             cfg,
             calendars,
@@ -225,6 +229,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             store,
             dry_run,
             events,
+            last_desired: BTreeMap::new(),
             read_status: BTreeMap::new(),
             warned: HashSet::new(),
             metrics: None,
@@ -293,24 +298,29 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                     .await?;
             }
             if let Ok(events) = result {
-                self.events.insert(cal.clone(), events);
+                Arc::make_mut(&mut self.events).insert(cal.clone(), events);
             }
             self.read_status.insert(cal, status);
         }
         // Calendars no rule needs any more must not feed the schedule.
         let needed: BTreeSet<&CalendarRef> = cals.iter().collect();
-        self.events.retain(|c, _| needed.contains(c));
+        Arc::make_mut(&mut self.events).retain(|c, _| needed.contains(c));
         Ok(())
     }
 
-    /// `list` for every managed queue, at most [`TRING_CONCURRENCY`] at once.
-    async fn list_queues(&self) -> BTreeMap<QueueNo, Result<BTreeSet<Member>, String>> {
+    /// `list` for the managed queues in `only` (all when `None`), at most
+    /// [`TRING_CONCURRENCY`] at once.
+    async fn list_queues(
+        &self,
+        only: Option<&BTreeSet<QueueNo>>,
+    ) -> BTreeMap<QueueNo, Result<BTreeSet<Member>, String>> {
         // The futures are built before they enter the stream (no closure returning a future
         // inside it), which keeps the cycle's future `Send` for `tokio::spawn`.
         let lists: Vec<_> = self
             .cfg
             .queues
             .iter()
+            .filter(|q| only.is_none_or(|o| o.contains(&q.number)))
             .map(|q| {
                 let list = self.pbx.list(&q.number);
                 async move { (q.number.clone(), list.await) }
@@ -366,11 +376,19 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
 
     /// Gathers what a decision needs. `read` = false reuses the events of the last read.
     pub async fn observe(&mut self, read: bool) -> Result<Observation, StoreError> {
+        self.observe_queues(read, None).await
+    }
+
+    async fn observe_queues(
+        &mut self,
+        read: bool,
+        only: Option<&BTreeSet<QueueNo>>,
+    ) -> Result<Observation, StoreError> {
         let at = self.clock.now();
         if read || self.read_status.is_empty() {
             self.read_calendars(at).await?;
         }
-        let live = self.list_queues().await;
+        let live = self.list_queues(only).await;
         self.settle_open_intents(&live, at).await?;
         let owned = match &self.store {
             Some(s) => s.owned_all().await?,
@@ -385,16 +403,34 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         })
     }
 
+    /// The queues whose desired set at `at` differs from the last cycle's (all of them before
+    /// the first cycle).
+    fn changed_queues(&self, at: DateTime<Utc>) -> BTreeSet<QueueNo> {
+        let desired = schedule::desired_at(&self.cfg, &self.events, at);
+        desired
+            .queues
+            .into_iter()
+            .filter(|(q, d)| {
+                self.last_desired
+                    .get(q)
+                    .is_none_or(|last| !last.iter().eq(d.keys()))
+            })
+            .map(|(q, _)| q)
+            .collect()
+    }
+
     /// Desired membership at `at` and the plan that turns live (as observed) into it.
     pub fn decide(&self, obs: &Observation, at: DateTime<Utc>) -> Decision {
         let desired = schedule::desired_at(&self.cfg, &obs.events, at);
         let feeding = schedule::calendars_feeding(&self.cfg);
         let empty_members = BTreeMap::new();
         let empty_set = BTreeSet::new();
+        // Only the queues observed: all of them, or at a boundary those whose set changed.
         let plans = self
             .cfg
             .queues
             .iter()
+            .filter(|q| obs.live.contains_key(&q.number))
             .map(|q| {
                 let complete = feeding.get(&q.number).is_none_or(|cals| {
                     cals.iter()
@@ -432,19 +468,38 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
     ) -> Result<CycleReport, StoreError> {
         let started = std::time::Instant::now();
         let start_at = self.clock.now();
+        // A boundary cycle plans from the last read and only touches the queues whose desired
+        // set changed, so the shift change reaches TRiNG in one `list` and one write.
+        let only = match mode {
+            Mode::Full => None,
+            Mode::Boundary => {
+                let changed = self.changed_queues(start_at);
+                if changed.is_empty() {
+                    debug!("boundary: no queue's desired set changed");
+                    return Ok(CycleReport::default());
+                }
+                Some(changed)
+            }
+        };
         let cycle_id = match (&self.store, self.dry_run) {
             (Some(s), false) => Some(s.start_cycle(start_at).await?),
             _ => None,
         };
         // Reads may be dropped at shutdown (nothing is written yet); writes may not (`act`).
         let obs = tokio::select! {
-            o = self.observe(mode == Mode::Full) => o?,
+            o = self.observe_queues(mode == Mode::Full, only.as_ref()) => o?,
             _ = cancel.cancelled() => {
                 info!("shutdown requested while reading; cycle abandoned before any write");
                 return Ok(CycleReport { interrupted: true, ..CycleReport::default() });
             }
         };
         let decision = self.decide(&obs, obs.at);
+        for q in obs.live.keys() {
+            if let Some(d) = decision.desired.queues.get(q) {
+                self.last_desired
+                    .insert(q.clone(), d.keys().cloned().collect());
+            }
+        }
         let mut report = CycleReport {
             calendars_total: obs.calendars.len(),
             queues_total: obs.live.len(),
@@ -483,8 +538,19 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             }
         }
 
+        // One write at a time, queue after queue: at most one intent is ever open, so a crash
+        // or a shutdown leaves exactly one write to settle (SPEC §3 rule 7, §5).
         for plan in &decision.plans {
-            self.act(plan, cancel, &mut report).await?;
+            let live = obs.live.get(&plan.queue).and_then(|r| r.as_ref().ok());
+            let r = self.act(plan, live, cancel).await?;
+            report.adds += r.adds;
+            report.dels += r.dels;
+            report.refused += r.refused;
+            report.errors.extend(r.errors);
+            report.interrupted |= r.interrupted;
+            for (q, live) in r.live_after {
+                report.live_after.insert(q, live);
+            }
             if report.interrupted {
                 break;
             }
@@ -528,8 +594,23 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
 
     /// Carries out one queue's plan: logs refusals and warnings, writes each action between
     /// an intent and an outcome, forgets owned members that left by themselves.
+    /// One queue's part of the cycle, as a report of its own (merged by the caller).
     async fn act(
-        &mut self,
+        &self,
+        plan: &QueuePlan,
+        live: Option<&BTreeSet<Member>>,
+        cancel: &CancellationToken,
+    ) -> Result<CycleReport, StoreError> {
+        let mut report = CycleReport::default();
+        if let Some(live) = live {
+            report.live_after.insert(plan.queue.clone(), live.clone());
+        }
+        self.act_on(plan, cancel, &mut report).await?;
+        Ok(report)
+    }
+
+    async fn act_on(
+        &self,
         plan: &QueuePlan,
         cancel: &CancellationToken,
         report: &mut CycleReport,

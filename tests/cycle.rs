@@ -622,3 +622,72 @@ async fn metrics_and_healthz_are_served_while_cycles_run() {
     );
     cancel.cancel();
 }
+
+/// A clock the test moves by hand.
+#[derive(Clone)]
+struct ManualClock(Arc<std::sync::Mutex<DateTime<Utc>>>);
+
+impl rooster::cycle::Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn boundary_cycle_touches_only_the_queues_whose_desired_set_changed() {
+    // SPEC §5: a shift start must reach TRiNG fast; a boundary cycle reads no calendar and
+    // lists only the queue that changes.
+    let h = Harness::start().await;
+    // Whole seconds: Graph's dateTime strings carry 100 ns ticks.
+    let t0 = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+    let start = t0 + chrono::Duration::minutes(30);
+    h.graph.set_events(
+        &mb("piet@t.nl"),
+        None,
+        vec![shift(
+            "piet-1",
+            "Support",
+            start,
+            start + chrono::Duration::hours(1),
+        )],
+    );
+    let clock = ManualClock(Arc::new(std::sync::Mutex::new(t0)));
+    let (g, t) = h.clients();
+    let mut rec = Reconciler::new(
+        h.cfg.clone(),
+        g,
+        t,
+        clock.clone(),
+        Some(h.store().await),
+        false,
+    )
+    .await
+    .unwrap();
+    let cancel = CancellationToken::new();
+    timeout(LIMIT, rec.cycle(Mode::Full, &cancel))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.next_boundary(t0), Some(start));
+
+    // At the boundary: no Graph request, one list (queue 600 only), one add.
+    *clock.0.lock().unwrap() = start;
+    h.tring.clear_requests();
+    let graph_before = h.graph.calendar_view_requests();
+    let report = timeout(LIMIT, rec.cycle(Mode::Boundary, &cancel))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.adds, 1);
+    assert_eq!(h.graph.calendar_view_requests(), graph_before);
+    assert_eq!(h.lists(), 1, "only the changed queue is listed");
+    assert_eq!(h.members("600"), set(&["ext:202", "ext:299"]));
+
+    // A boundary at which nothing changes costs no request at all.
+    h.tring.clear_requests();
+    timeout(LIMIT, rec.cycle(Mode::Boundary, &cancel))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.tring.requests().len(), 0);
+}
