@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::model::{CalendarRef, Event, Member, QueueNo, sanitize};
 use crate::plan::{ActionKind, PlanWarning, QueueInput, QueuePlan, RefusalKind, plan_queue};
 use crate::schedule::{self, CalendarEvents, Desired};
-use crate::store::{CycleRecord, Intent, Outcome, Store, StoreError, WriteAction};
+use crate::store::{CalendarRead, CycleRecord, Intent, Outcome, Store, StoreError, WriteAction};
 use crate::tring::{TringClient, TringError, WriteOutcome};
 
 /// TRiNG calls in flight at once (tring-api.md "Limits": at most 4).
@@ -272,39 +272,52 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         let cals = schedule::calendars_needed(&self.cfg);
         let results = self.calendars.read_all(&cals, from, to).await;
         self.read_status.clear();
+        let mut fresh: Vec<(CalendarRef, Vec<Event>)> = Vec::new();
+        let mut failed: Vec<(CalendarRef, String)> = Vec::new();
         for (cal, result) in results {
-            let status = match &result {
-                Ok(_) => CalendarStatus {
-                    calendar: cal.to_string(),
-                    complete: true,
-                    error: None,
-                },
-                Err(e) => {
-                    warn!(calendar = %cal, error = %e, "calendar read failed; removals from queues it feeds are held back");
-                    CalendarStatus {
-                        calendar: cal.to_string(),
-                        complete: false,
-                        error: Some(e.clone()),
-                    }
-                }
-            };
             if let Some(m) = &self.metrics {
                 m.calendar_read(&cal.to_string(), result.is_ok());
             }
-            if self.writes_state() {
-                let store = self.store.as_ref().expect("writes_state checked");
-                store
-                    .record_calendar_read(&cal, now, result.as_deref().map_err(|e| e.as_str()))
-                    .await?;
+            let status = CalendarStatus {
+                calendar: cal.to_string(),
+                complete: result.is_ok(),
+                error: result.as_ref().err().cloned(),
+            };
+            self.read_status.insert(cal.clone(), status);
+            match result {
+                Ok(events) => fresh.push((cal, events)),
+                Err(e) => {
+                    warn!(calendar = %cal, error = %e, "calendar read failed; removals from queues it feeds are held back");
+                    failed.push((cal, e));
+                }
             }
-            if let Ok(events) = result {
-                Arc::make_mut(&mut self.events).insert(cal.clone(), events);
-            }
-            self.read_status.insert(cal, status);
+        }
+        if self.writes_state() {
+            // One transaction per cycle; events are rewritten only when they changed.
+            let records: Vec<(CalendarRef, CalendarRead<'_>)> = fresh
+                .iter()
+                .map(|(cal, events)| {
+                    let read = if self.events.get(cal) == Some(events) {
+                        CalendarRead::Unchanged
+                    } else {
+                        CalendarRead::Changed(events)
+                    };
+                    (cal.clone(), read)
+                })
+                .chain(
+                    failed
+                        .iter()
+                        .map(|(cal, e)| (cal.clone(), CalendarRead::Failed(e))),
+                )
+                .collect();
+            let store = self.store.as_ref().expect("writes_state checked");
+            store.record_calendar_reads(now, &records).await?;
         }
         // Calendars no rule needs any more must not feed the schedule.
         let needed: BTreeSet<&CalendarRef> = cals.iter().collect();
-        Arc::make_mut(&mut self.events).retain(|c, _| needed.contains(c));
+        let events = Arc::make_mut(&mut self.events);
+        events.retain(|c, _| needed.contains(c));
+        events.extend(fresh);
         Ok(())
     }
 

@@ -216,6 +216,17 @@ pub struct JournalRow {
     pub settlement: Option<Settlement>,
 }
 
+/// One calendar's read, as [`Store::record_calendar_reads`] records it.
+#[derive(Clone, Copy, Debug)]
+pub enum CalendarRead<'a> {
+    /// Read completely; these events differ from the ones stored.
+    Changed(&'a [Event]),
+    /// Read completely; the same events as stored (only the time of the good read moves).
+    Unchanged,
+    /// The read failed: the error is recorded, the last events are kept.
+    Failed(&'a str),
+}
+
 /// Sync state of one calendar.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CalendarState {
@@ -823,37 +834,65 @@ impl Store {
         at: DateTime<Utc>,
         result: Result<&[Event], &str>,
     ) -> Result<(), StoreError> {
-        self.writable()?;
-        let name = calendar.name.as_deref().unwrap_or("");
-        let query = match result {
-            Ok(events) => sqlx::query(
-                "INSERT INTO calendar_state \
-                    (mailbox, calendar_name, last_good_read_ms, last_events) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (mailbox, calendar_name) DO UPDATE SET \
-                    last_good_read_ms = excluded.last_good_read_ms, \
-                    last_events = excluded.last_events, \
-                    last_error = NULL, last_error_at_ms = NULL",
-            )
-            .bind(calendar.mailbox.as_str())
-            .bind(name)
-            .bind(to_ms(at))
-            .bind(self.encode("events", events)?),
-            Err(error) => sqlx::query(
-                "INSERT INTO calendar_state \
-                    (mailbox, calendar_name, last_error, last_error_at_ms) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (mailbox, calendar_name) DO UPDATE SET \
-                    last_error = excluded.last_error, \
-                    last_error_at_ms = excluded.last_error_at_ms",
-            )
-            .bind(calendar.mailbox.as_str())
-            .bind(name)
-            .bind(error.to_owned())
-            .bind(to_ms(at)),
+        let read = match result {
+            Ok(events) => CalendarRead::Changed(events),
+            Err(error) => CalendarRead::Failed(error),
         };
-        query
-            .execute(&self.pool)
+        self.record_calendar_reads(at, &[(calendar.clone(), read)])
             .await
-            .map_err(self.query_failed("recording a calendar read"))?;
+    }
+
+    /// Records one cycle's calendar reads in a single transaction (one disk sync for the
+    /// whole cycle, not one per calendar). Events are only rewritten when they changed.
+    pub async fn record_calendar_reads(
+        &self,
+        at: DateTime<Utc>,
+        reads: &[(CalendarRef, CalendarRead<'_>)],
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        let step = "recording calendar reads";
+        let mut tx = self.pool.begin().await.map_err(self.query_failed(step))?;
+        for (calendar, read) in reads {
+            let name = calendar.name.as_deref().unwrap_or("");
+            let query = match read {
+                CalendarRead::Changed(events) => sqlx::query(
+                    "INSERT INTO calendar_state \
+                        (mailbox, calendar_name, last_good_read_ms, last_events) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (mailbox, calendar_name) DO UPDATE SET \
+                        last_good_read_ms = excluded.last_good_read_ms, \
+                        last_events = excluded.last_events, \
+                        last_error = NULL, last_error_at_ms = NULL",
+                )
+                .bind(calendar.mailbox.as_str())
+                .bind(name)
+                .bind(to_ms(at))
+                .bind(self.encode("events", events)?),
+                CalendarRead::Unchanged => sqlx::query(
+                    "UPDATE calendar_state SET last_good_read_ms = ?, \
+                        last_error = NULL, last_error_at_ms = NULL \
+                     WHERE mailbox = ? AND calendar_name = ?",
+                )
+                .bind(to_ms(at))
+                .bind(calendar.mailbox.as_str())
+                .bind(name),
+                CalendarRead::Failed(error) => sqlx::query(
+                    "INSERT INTO calendar_state \
+                        (mailbox, calendar_name, last_error, last_error_at_ms) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (mailbox, calendar_name) DO UPDATE SET \
+                        last_error = excluded.last_error, \
+                        last_error_at_ms = excluded.last_error_at_ms",
+                )
+                .bind(calendar.mailbox.as_str())
+                .bind(name)
+                .bind(error.to_string())
+                .bind(to_ms(at)),
+            };
+            query
+                .execute(&mut *tx)
+                .await
+                .map_err(self.query_failed(step))?;
+        }
+        tx.commit().await.map_err(self.query_failed(step))?;
         Ok(())
     }
 

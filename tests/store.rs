@@ -14,7 +14,7 @@ use rooster::model::{
     CalendarRef, Event, EventKind, EventTime, Mailbox, Member, QueueNo, Sensitivity, ShowAs,
 };
 use rooster::store::{
-    CycleRecord, Intent, OpenMode, Outcome, Store, StoreError, WriteAction, lock_path,
+    CalendarRead, CycleRecord, Intent, OpenMode, Outcome, Store, StoreError, WriteAction, lock_path,
 };
 use sqlx::Connection;
 
@@ -1152,4 +1152,68 @@ async fn journal_limit_and_since_are_honoured() {
         .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].id, ids[2]);
+}
+
+#[tokio::test]
+async fn batched_calendar_reads_rewrite_events_only_when_changed() {
+    let f = fixture();
+    let store = writer(&f.db).await;
+    let a = CalendarRef::default_of(Mailbox::parse("a@acme.nl").unwrap());
+    let b = CalendarRef::default_of(Mailbox::parse("b@acme.nl").unwrap());
+    let first = vec![event("e1", "Support")];
+    within(
+        "first reads",
+        store.record_calendar_reads(
+            at("2026-03-30T07:00:00Z"),
+            &[
+                (a.clone(), CalendarRead::Changed(&first)),
+                (b.clone(), CalendarRead::Changed(&first)),
+            ],
+        ),
+    )
+    .await
+    .unwrap();
+    // Unchanged moves the good-read time and keeps the events; Failed keeps them too.
+    within(
+        "second reads",
+        store.record_calendar_reads(
+            at("2026-03-30T07:02:00Z"),
+            &[
+                (a.clone(), CalendarRead::Unchanged),
+                (
+                    b.clone(),
+                    CalendarRead::Failed("calendar b@acme.nl: throttled"),
+                ),
+            ],
+        ),
+    )
+    .await
+    .unwrap();
+    let last = within("last events", store.last_events()).await.unwrap();
+    assert_eq!(last[&a], first);
+    assert_eq!(last[&b], first);
+    let states = within("states", store.calendar_states()).await.unwrap();
+    let state = |c: &CalendarRef| states.iter().find(|s| &s.calendar == c).unwrap().clone();
+    assert_eq!(state(&a).last_good_read, Some(at("2026-03-30T07:02:00Z")));
+    assert_eq!(state(&a).last_error, None);
+    assert_eq!(state(&b).last_good_read, Some(at("2026-03-30T07:00:00Z")));
+    assert_eq!(
+        state(&b).last_error.as_deref(),
+        Some("calendar b@acme.nl: throttled")
+    );
+    // Changed replaces the events and clears the error.
+    let second = vec![event("e2", "Sales")];
+    within(
+        "third reads",
+        store.record_calendar_reads(
+            at("2026-03-30T07:04:00Z"),
+            &[(b.clone(), CalendarRead::Changed(&second))],
+        ),
+    )
+    .await
+    .unwrap();
+    let last = within("last events", store.last_events()).await.unwrap();
+    assert_eq!(last[&b], second);
+    let states = within("states", store.calendar_states()).await.unwrap();
+    assert!(states.iter().all(|s| s.last_error.is_none()));
 }
