@@ -691,3 +691,59 @@ async fn boundary_cycle_touches_only_the_queues_whose_desired_set_changed() {
         .unwrap();
     assert_eq!(h.tring.requests().len(), 0);
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn run_tells_systemd_ready_watchdog_stopping_and_exits_0_on_sigterm() {
+    // SPEC §4/§5: `run` under systemd (Type=notify): READY=1 after the first cycle, WATCHDOG=1
+    // pings, STOPPING=1, and exit 0 within 5 s of SIGTERM.
+    let h = Harness::start().await;
+    h.jan_on_shift();
+    let sock_path = h.dir.path().join("notify.sock");
+    let sock = tokio::net::UnixDatagram::bind(&sock_path).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rooster"))
+        .arg("--config")
+        .arg(h.config_path())
+        .arg("run")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "2000000")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 256];
+    timeout(LIMIT, async {
+        while !(seen.contains("READY=1") && seen.contains("WATCHDOG=1")) {
+            let n = sock.recv(&mut buf).await.unwrap();
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            seen.push('\n');
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no READY/WATCHDOG from the daemon; got {seen:?}"));
+    assert_eq!(
+        h.members("600"),
+        set(&["ext:201", "ext:299"]),
+        "ready after the first cycle"
+    );
+
+    let pid = child.id().unwrap().to_string();
+    let signalled = std::time::Instant::now();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("the daemon did not exit within 5 s of SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(signalled.elapsed() < Duration::from_secs(5));
+    while let Ok(n) = sock.try_recv(&mut buf) {
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains("STOPPING=1"), "{seen:?}");
+}
