@@ -244,7 +244,7 @@ async fn sim_failed_page_two_fails_the_whole_read() {
     assert!(!err.is_permanent());
     assert!(
         err.to_string()
-            .starts_with("calendar jan@acme.nl: page 2 missing"),
+            .starts_with("calendar jan@acme.nl: read failed at page 2"),
         "{err}"
     );
 }

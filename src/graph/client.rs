@@ -183,7 +183,7 @@ pub enum GraphError {
         calendar: CalendarRef,
         source: RequestError,
     },
-    #[error("calendar {calendar}: page {page} missing, read incomplete: {source}")]
+    #[error("calendar {calendar}: read failed at page {page}, so none of it is used: {source}")]
     PageMissing {
         calendar: CalendarRef,
         page: u32,
