@@ -6,7 +6,8 @@
 //! [`ScheduleWarning`]s for the caller to log. Calendar text only ever *chooses* among persons
 //! and queues the config names: extensions and mobiles come from the config alone (SPEC §2).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
@@ -15,7 +16,7 @@ use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
-use crate::config::{Config, Effect, MemberAs, Person, Rule, RuleCalendar, Who};
+use crate::config::{Config, Effect, MemberAs, Person, QueueConfig, Rule, RuleCalendar, Who};
 use crate::model::{CalendarRef, Event, EventTime, Member, QueueNo, ShowAs, sanitize};
 
 /// The events read, per calendar. Calendars that a rule needs but that are missing here simply
@@ -208,8 +209,15 @@ impl fmt::Display for ScheduleWarning {
 /// plus each shared calendar. Sorted, without duplicates.
 pub fn calendars_needed(cfg: &Config) -> Vec<CalendarRef> {
     let mut out = BTreeSet::new();
+    // The persons' calendars once, not once per `own` rule: with a rule per queue that was
+    // rules × persons clones.
+    if cfg.rules.iter().any(|r| r.calendar == RuleCalendar::Own) {
+        out = own_calendars(cfg);
+    }
     for rule in &cfg.rules {
-        out.extend(rule_calendars(cfg, rule));
+        if let RuleCalendar::Shared(c) = &rule.calendar {
+            out.insert(c.clone());
+        }
     }
     out.into_iter().collect()
 }
@@ -218,17 +226,36 @@ pub fn calendars_needed(cfg: &Config) -> Vec<CalendarRef> {
 /// if one of them was not read completely, that queue gets no dels (SPEC §3 rule 1).
 /// Every configured queue has an entry (empty when no rule touches it).
 pub fn calendars_feeding(cfg: &Config) -> BTreeMap<QueueNo, BTreeSet<CalendarRef>> {
-    let mut out: BTreeMap<QueueNo, BTreeSet<CalendarRef>> = cfg
-        .queues
-        .iter()
-        .map(|q| (q.number.clone(), BTreeSet::new()))
-        .collect();
+    // Per queue: whether some `own` rule touches it, and the shared calendars that do. The
+    // persons' calendars are then copied whole into each queue an `own` rule touches, instead
+    // of inserted one by one per rule.
+    let mut own_fed = vec![false; cfg.queues.len()];
+    let mut shared: Vec<BTreeSet<CalendarRef>> = vec![BTreeSet::new(); cfg.queues.len()];
     for rule in &cfg.rules {
-        let cals = rule_calendars(cfg, rule);
-        for q in rule_queues(cfg, rule) {
-            if let Some(set) = out.get_mut(q) {
-                set.extend(cals.iter().cloned());
+        for qi in rule_queues(cfg, rule) {
+            match &rule.calendar {
+                RuleCalendar::Own => own_fed[qi] = true,
+                RuleCalendar::Shared(c) => {
+                    shared[qi].insert(c.clone());
+                }
             }
+        }
+    }
+    let own = if own_fed.contains(&true) {
+        own_calendars(cfg)
+    } else {
+        BTreeSet::new()
+    };
+    let mut out: BTreeMap<QueueNo, BTreeSet<CalendarRef>> = BTreeMap::new();
+    for ((q, fed), extra) in cfg.queues.iter().zip(own_fed).zip(shared) {
+        let mut set = if fed { own.clone() } else { BTreeSet::new() };
+        set.extend(extra);
+        // A queue number configured twice shares one entry, as it always did.
+        let entry = out.entry(q.number.clone()).or_default();
+        if entry.is_empty() {
+            *entry = set;
+        } else {
+            entry.extend(set);
         }
     }
     out
@@ -248,322 +275,588 @@ pub fn read_window(cfg: &Config, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime
 
 /// The desired members of every managed queue at `t` (SPEC §2):
 /// `static ∪ members of active member-rules − persons absent`, else `fallback` when empty.
+///
+/// Builds a [`Schedule`] for this one call; a caller asking about several instants of the
+/// same events should build the schedule once and ask it.
 pub fn desired_at(cfg: &Config, events: &CalendarEvents, t: DateTime<Utc>) -> Desired {
-    let (acts, warnings) = activations(cfg, events);
-    let mut queues = BTreeMap::new();
-    for q in &cfg.queues {
-        let mut members: BTreeMap<Member, DesiredMember> = BTreeMap::new();
-        let absent = absent_persons(&acts, &q.number, t);
-        for act in acts
-            .iter()
-            .filter(|a| a.member_effect() && a.covers(&q.number, t))
-        {
-            for (p, member) in &act.members {
-                if absent.contains(p) {
-                    continue;
-                }
-                let name = &cfg.persons[*p].name;
-                let entry = members
-                    .entry(member.clone())
-                    .or_insert_with(|| DesiredMember {
-                        member: member.clone(),
-                        person: None,
-                        why: Vec::new(),
-                    });
-                entry.person = Some(match entry.person.take() {
-                    None => name.clone(),
-                    Some(prev) if prev.split(", ").any(|n| n == name) => prev,
-                    Some(prev) => format!("{prev}, {name}"),
-                });
-                entry.why.push(act.why.clone());
-            }
-        }
-        // Static members stay whatever absences say: "static" means always (SPEC §2).
-        for m in &q.static_members {
-            members
-                .entry(m.clone())
-                .or_insert_with(|| DesiredMember {
-                    member: m.clone(),
-                    person: None,
-                    why: Vec::new(),
-                })
-                .why
-                .push(Why::fixed(WhyKind::Static, t));
-        }
-        if members.is_empty() {
-            for m in &q.fallback {
-                members.insert(
-                    m.clone(),
-                    DesiredMember {
-                        member: m.clone(),
-                        person: None,
-                        why: vec![Why::fixed(WhyKind::Fallback, t)],
-                    },
-                );
-            }
-        }
-        for dm in members.values_mut() {
-            dm.why.sort();
-            dm.why.dedup();
-        }
-        queues.insert(q.number.clone(), members);
-    }
-    let warnings = warnings
-        .into_iter()
-        .filter(|(until, _)| *until > t)
-        .map(|(_, w)| w)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    Desired { queues, warnings }
+    Schedule::new(cfg, events).desired_at(cfg, t)
 }
 
 /// The first instant strictly after `after` at which some queue's desired *member set*
 /// changes (provenance alone does not count), or `None` when nothing in the events read
 /// changes it again. The daemon wakes at it (SPEC §5).
 ///
-/// Desired sets are piecewise constant between activation edges (`start − lead`,
-/// `end + lag`, all-day local midnights included), so only those edges are evaluated, in
-/// order, until one differs from the set just before it. Activations are computed once; each
-/// evaluation touches only the activations still alive after `after`.
+/// Builds a [`Schedule`] for this one call; see [`Schedule::next_boundary`].
 pub fn next_boundary(
     cfg: &Config,
     events: &CalendarEvents,
     after: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    let (acts, _) = activations(cfg, events);
-    let live: Vec<&Activation> = acts.iter().filter(|a| a.to > after).collect();
-    let candidates: BTreeSet<DateTime<Utc>> = live
-        .iter()
-        .flat_map(|a| [a.from, a.to])
-        .filter(|c| *c > after)
-        .collect();
-    let mut before = member_sets(cfg, &live, after);
-    for c in candidates {
-        let now = member_sets(cfg, &live, c);
-        if now != before {
-            return Some(c);
+    Schedule::new(cfg, events).next_boundary(cfg, after)
+}
+
+/// Every rule matched against one set of events, once: the activations (a matched event's
+/// effect from `start − lead` until `end + lag`) and the warnings for events matched but
+/// skipped. Build it once per calendar read and ask it about as many instants as needed;
+/// it holds indices into the config it was built from, so always pass that same config.
+///
+/// Building is one pass over the events: per calendar, each event's categories and subject
+/// are folded once and only the rules that read that calendar and name one of its
+/// categories (or name none) are tried.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// In the order rule, then calendar (as the rule lists them), then event: persons
+    /// sharing a member are named in this order.
+    acts: Vec<Activation>,
+    /// Per rule: the indices into `cfg.queues` it touches (absence without queues: all).
+    rule_queues: Vec<Vec<usize>>,
+    /// Per queue (index into `cfg.queues`): the activations touching it, in `acts` order.
+    queue_acts: Vec<Vec<usize>>,
+    /// Every activation's `from` and `to`, sorted by instant: the only instants at which a
+    /// desired set can change.
+    edges: Vec<(DateTime<Utc>, usize)>,
+    /// Each with the instant after which it no longer matters.
+    warnings: Vec<(DateTime<Utc>, ScheduleWarning)>,
+    /// The calendars read, as text (`Why::calendar`); activations hold an index.
+    calendars: Vec<String>,
+    /// [`Event::display_subject`] of every event a rule matched, once per event however
+    /// many rules matched it; activations hold an index.
+    subjects: Vec<String>,
+}
+
+impl Schedule {
+    /// Matches every rule of `cfg` against `events`.
+    pub fn new(cfg: &Config, events: &CalendarEvents) -> Schedule {
+        let names = NameIndex::new(&cfg.persons);
+        let mailboxes = MailboxIndex::new(&cfg.persons);
+        let rule_queues: Vec<Vec<usize>> = cfg
+            .rules
+            .iter()
+            .map(|r| rule_queues(cfg, r).collect())
+            .collect();
+
+        // Rules by the categories they ask for (lower-cased, SPEC §2: case-insensitive);
+        // rules without a category criterion are candidates for every event.
+        let mut by_category: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut uncategorised: Vec<usize> = Vec::new();
+        for (r, rule) in cfg.rules.iter().enumerate() {
+            if rule.matcher.categories.is_empty() {
+                uncategorised.push(r);
+            }
+            for c in &rule.matcher.categories {
+                by_category.entry(c.to_lowercase()).or_default().push(r);
+            }
         }
-        before = now;
+        let rule_subjects: Vec<Option<String>> = cfg
+            .rules
+            .iter()
+            .map(|r| r.matcher.subject.as_ref().map(|s| s.to_lowercase()))
+            .collect();
+
+        // Who reads which calendar. An `own` rule reads every person's calendar, in person
+        // order (the position sorts the activations); a shared rule reads its one calendar.
+        let mut owners: HashMap<CalendarRef, Vec<usize>> = HashMap::new();
+        for (p, person) in cfg.persons.iter().enumerate() {
+            if let Some(mb) = &person.mailbox {
+                owners
+                    .entry(CalendarRef::default_of(mb.clone()))
+                    .or_default()
+                    .push(p);
+            }
+        }
+        let mut shared: HashMap<&CalendarRef, Vec<usize>> = HashMap::new();
+        for (r, rule) in cfg.rules.iter().enumerate() {
+            if let RuleCalendar::Shared(c) = &rule.calendar {
+                shared.entry(c).or_default().push(r);
+            }
+        }
+
+        // Built in calendar order; each with its sort key (rule, position, event).
+        let mut built: Vec<Activation> = Vec::new();
+        let mut keys: Vec<(usize, usize, usize, usize)> = Vec::new();
+        let mut warnings = Vec::new();
+        let mut calendars: Vec<String> = Vec::new();
+        let mut subjects: Vec<String> = Vec::new();
+        let mut candidates: Vec<usize> = Vec::new();
+        let mut folded: Vec<String> = Vec::new();
+        for (cal, evs) in events {
+            let own_positions = owners.get(cal).map(Vec::as_slice).unwrap_or_default();
+            let shared_rules = shared.get(cal).map(Vec::as_slice).unwrap_or_default();
+            if own_positions.is_empty() && shared_rules.is_empty() {
+                continue; // no rule reads this calendar
+            }
+            let calendar = cal.to_string();
+            let calendar_ix = calendars.len();
+            let owner_persons = mailboxes.persons(cal.mailbox.as_str());
+            for (e, ev) in evs.iter().enumerate() {
+                if ev.is_cancelled {
+                    continue; // SPEC §2: never counts, whatever the rule
+                }
+                folded.clear();
+                folded.extend(ev.categories.iter().map(|c| c.to_lowercase()));
+                candidates.clear();
+                candidates.extend_from_slice(&uncategorised);
+                for c in &folded {
+                    if let Some(rs) = by_category.get(c) {
+                        candidates.extend_from_slice(rs);
+                    }
+                }
+                candidates.sort_unstable();
+                candidates.dedup();
+                let mut subject_lower: Option<String> = None;
+                let mut subject_ix: Option<usize> = None;
+                for &r in &candidates {
+                    let rule = &cfg.rules[r];
+                    let positions: &[usize] = match rule.calendar {
+                        RuleCalendar::Own => own_positions,
+                        RuleCalendar::Shared(_) if shared_rules.contains(&r) => &[0],
+                        RuleCalendar::Shared(_) => &[],
+                    };
+                    if positions.is_empty() {
+                        continue;
+                    }
+                    let subject = rule_subjects[r].as_deref();
+                    if !other_criteria_match(rule, subject, ev, &mut subject_lower) {
+                        continue;
+                    }
+                    let subject_ix = *subject_ix.get_or_insert_with(|| {
+                        subjects.push(ev.display_subject());
+                        subjects.len() - 1
+                    });
+                    let Some(act) = activation(
+                        cfg,
+                        &names,
+                        &mailboxes,
+                        Matched {
+                            rule: r,
+                            calendar: &calendar,
+                            calendar_ix,
+                            subject: &subjects[subject_ix],
+                            subject_ix,
+                            owners: &owner_persons,
+                            ev,
+                        },
+                        &mut warnings,
+                    ) else {
+                        continue;
+                    };
+                    // A mailbox two persons share is read once per person, as it always was.
+                    for (n, &pos) in positions.iter().enumerate() {
+                        if n + 1 == positions.len() {
+                            keys.push((r, pos, e, built.len()));
+                            built.push(act);
+                            break;
+                        }
+                        keys.push((r, pos, e, built.len()));
+                        built.push(act.clone());
+                    }
+                }
+            }
+            calendars.push(calendar);
+        }
+        // Rule-major, then calendar in the rule's order, then event: the order activations
+        // always had, which decides how persons sharing a member are named.
+        // The keys are sorted rather than the activations, which are large to move.
+        keys.sort_unstable();
+        let mut slots: Vec<Option<Activation>> = built.into_iter().map(Some).collect();
+        let acts: Vec<Activation> = keys
+            .iter()
+            .filter_map(|&(_, _, _, i)| slots[i].take())
+            .collect();
+
+        let mut queue_acts: Vec<Vec<usize>> = vec![Vec::new(); cfg.queues.len()];
+        let mut edges = Vec::with_capacity(acts.len() * 2);
+        for (i, a) in acts.iter().enumerate() {
+            for &qi in &rule_queues[a.rule] {
+                queue_acts[qi].push(i);
+            }
+            edges.push((a.from, i));
+            edges.push((a.to, i));
+        }
+        edges.sort_unstable();
+        Schedule {
+            acts,
+            rule_queues,
+            queue_acts,
+            edges,
+            warnings,
+            calendars,
+            subjects,
+        }
     }
-    None
+
+    /// The desired members of every managed queue at `t` (SPEC §2):
+    /// `static ∪ members of active member-rules − persons absent`, else `fallback` when empty.
+    /// `cfg` must be the config the schedule was built from.
+    pub fn desired_at(&self, cfg: &Config, t: DateTime<Utc>) -> Desired {
+        // The activations live at `t`, handed to their queues once (in `acts` order).
+        let mut active: Vec<Vec<usize>> = vec![Vec::new(); cfg.queues.len()];
+        for (i, a) in self.acts.iter().enumerate() {
+            if a.covers(t) {
+                for &qi in self.queues_of(a) {
+                    if let Some(list) = active.get_mut(qi) {
+                        list.push(i);
+                    }
+                }
+            }
+        }
+        let mut queues = BTreeMap::new();
+        for (q, live) in cfg.queues.iter().zip(&active) {
+            let mut members: BTreeMap<Member, DesiredMember> = BTreeMap::new();
+            let absent = self.absent_persons(live);
+            for act in live
+                .iter()
+                .map(|&i| &self.acts[i])
+                .filter(|a| a.member_effect)
+            {
+                for (p, member) in &act.members {
+                    if absent.contains(p) {
+                        continue;
+                    }
+                    let Some(person) = cfg.persons.get(*p) else {
+                        continue; // only with a config other than the one built from
+                    };
+                    let name = &person.name;
+                    let entry = members
+                        .entry(member.clone())
+                        .or_insert_with(|| DesiredMember {
+                            member: member.clone(),
+                            person: None,
+                            why: Vec::new(),
+                        });
+                    entry.person = Some(match entry.person.take() {
+                        None => name.clone(),
+                        Some(prev) if prev.split(", ").any(|n| n == name) => prev,
+                        Some(prev) => format!("{prev}, {name}"),
+                    });
+                    entry.why.push(self.why(cfg, act));
+                }
+            }
+            // Static members stay whatever absences say: "static" means always (SPEC §2).
+            for m in &q.static_members {
+                members
+                    .entry(m.clone())
+                    .or_insert_with(|| DesiredMember {
+                        member: m.clone(),
+                        person: None,
+                        why: Vec::new(),
+                    })
+                    .why
+                    .push(Why::fixed(WhyKind::Static, t));
+            }
+            if members.is_empty() {
+                for m in &q.fallback {
+                    members.insert(
+                        m.clone(),
+                        DesiredMember {
+                            member: m.clone(),
+                            person: None,
+                            why: vec![Why::fixed(WhyKind::Fallback, t)],
+                        },
+                    );
+                }
+            }
+            for dm in members.values_mut() {
+                dm.why.sort();
+                dm.why.dedup();
+            }
+            queues.insert(q.number.clone(), members);
+        }
+        let warnings = self
+            .warnings
+            .iter()
+            .filter(|(until, _)| *until > t)
+            .map(|(_, w)| w.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        Desired { queues, warnings }
+    }
+
+    /// The first instant strictly after `after` at which some queue's desired *member set*
+    /// changes (provenance alone does not count), or `None` when nothing in the events read
+    /// changes it again. The daemon wakes at it (SPEC §5). `cfg` must be the config the
+    /// schedule was built from.
+    ///
+    /// Desired sets are piecewise constant between activation edges (`start − lead`,
+    /// `end + lag`, all-day local midnights included), so only those edges are looked at, in
+    /// order. At each, only the queues of the activations starting or ending there can
+    /// change: their member sets just before and at the edge are compared, from the
+    /// activations live per queue, which are kept up to date edge by edge.
+    pub fn next_boundary(&self, cfg: &Config, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let nq = cfg.queues.len();
+        let mut live: Vec<Vec<usize>> = vec![Vec::new(); nq];
+        for (qi, acts) in self.queue_acts.iter().enumerate().take(nq) {
+            live[qi].extend(acts.iter().copied().filter(|&i| self.acts[i].covers(after)));
+        }
+        let mut touched: Vec<usize> = Vec::new();
+        let mut seen = vec![false; nq];
+        let first = self.edges.partition_point(|(t, _)| *t <= after);
+        let mut k = first;
+        while k < self.edges.len() {
+            let at = self.edges[k].0;
+            let end = k + self.edges[k..].partition_point(|(t, _)| *t == at);
+            let here = &self.edges[k..end];
+            touched.clear();
+            for &(_, i) in here {
+                for &qi in self.queues_of(&self.acts[i]) {
+                    if qi < nq && !seen[qi] {
+                        seen[qi] = true;
+                        touched.push(qi);
+                    }
+                }
+            }
+            let before: Vec<BTreeSet<Member>> = touched
+                .iter()
+                .map(|&qi| self.member_set(&cfg.queues[qi], &live[qi]))
+                .collect();
+            for &(_, i) in here {
+                let starts = self.acts[i].from == at;
+                for &qi in self.queues_of(&self.acts[i]) {
+                    if qi >= nq {
+                        continue;
+                    }
+                    if starts {
+                        live[qi].push(i);
+                    } else {
+                        live[qi].retain(|&j| j != i);
+                    }
+                }
+            }
+            let changed = touched
+                .iter()
+                .zip(&before)
+                .any(|(&qi, was)| self.member_set(&cfg.queues[qi], &live[qi]) != *was);
+            if changed {
+                return Some(at);
+            }
+            for &qi in &touched {
+                seen[qi] = false;
+            }
+            k = end;
+        }
+        None
+    }
+
+    /// The reason an activation gives: its rule, calendar and event.
+    fn why(&self, cfg: &Config, a: &Activation) -> Why {
+        let text = |list: &[String], i: usize| list.get(i).cloned().unwrap_or_default();
+        Why {
+            kind: WhyKind::Event,
+            rule: cfg
+                .rules
+                .get(a.rule)
+                .map(|r| r.name.clone())
+                .unwrap_or_default(),
+            calendar: text(&self.calendars, a.calendar),
+            subject: text(&self.subjects, a.subject),
+            from: a.start,
+            to: a.end,
+        }
+    }
+
+    fn queues_of(&self, a: &Activation) -> &[usize] {
+        self.rule_queues.get(a.rule).map_or(&[], Vec::as_slice)
+    }
+
+    /// The persons the absence activations among `live` name.
+    fn absent_persons(&self, live: &[usize]) -> BTreeSet<usize> {
+        live.iter()
+            .map(|&i| &self.acts[i])
+            .filter(|a| !a.member_effect)
+            .flat_map(|a| a.members.iter().map(|(p, _)| *p))
+            .collect()
+    }
+
+    /// A queue's desired member set (no provenance) from the activations `live` on it.
+    fn member_set(&self, q: &QueueConfig, live: &[usize]) -> BTreeSet<Member> {
+        let absent = self.absent_persons(live);
+        let mut set: BTreeSet<Member> = live
+            .iter()
+            .map(|&i| &self.acts[i])
+            .filter(|a| a.member_effect)
+            .flat_map(|a| a.members.iter())
+            .filter(|(p, _)| !absent.contains(p))
+            .map(|(_, m)| m.clone())
+            .collect();
+        set.extend(q.static_members.iter().cloned());
+        if set.is_empty() {
+            set.extend(q.fallback.iter().cloned());
+        }
+        set
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Internals
 
-/// One matched event's effect: from `start − lead` until `end + lag`, on these queues, for
-/// these persons (as the members the rule makes of them).
-#[derive(Debug)]
-struct Activation<'c> {
-    rule: &'c Rule,
-    /// Queues the rule touches (absence without queues: all managed ones).
-    queues: Vec<&'c QueueNo>,
+/// One matched event's effect: from `start − lead` until `end + lag`, on the rule's queues,
+/// for these persons (as the members the rule makes of them).
+#[derive(Debug, Clone)]
+struct Activation {
+    /// Index into `cfg.rules`.
+    rule: usize,
+    /// The rule's effect is `member` (else `absent`).
+    member_effect: bool,
     /// (person index, member); for absence rules the member is the person's agent and is
     /// not used.
     members: Vec<(usize, Member)>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    why: Why,
+    /// The event's own span (`Why::from`/`to`).
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    /// Index into `Schedule::calendars`.
+    calendar: usize,
+    /// Index into `Schedule::subjects`.
+    subject: usize,
 }
 
-impl Activation<'_> {
-    fn member_effect(&self) -> bool {
-        self.rule.effect == Effect::Member
+impl Activation {
+    fn covers(&self, t: DateTime<Utc>) -> bool {
+        self.from <= t && t < self.to
     }
-    fn covers(&self, q: &QueueNo, t: DateTime<Utc>) -> bool {
-        self.from <= t && t < self.to && self.queues.contains(&q)
-    }
 }
 
-fn absent_persons(acts: &[Activation], q: &QueueNo, t: DateTime<Utc>) -> BTreeSet<usize> {
-    acts.iter()
-        .filter(|a| !a.member_effect() && a.covers(q, t))
-        .flat_map(|a| a.members.iter().map(|(p, _)| *p))
-        .collect()
+/// An event a rule matched, with what is known about its calendar.
+struct Matched<'a> {
+    rule: usize,
+    /// The calendar as text, for warnings, and its index into `Schedule::calendars`.
+    calendar: &'a str,
+    calendar_ix: usize,
+    /// The event's display subject, for warnings, and its index into `Schedule::subjects`.
+    subject: &'a str,
+    subject_ix: usize,
+    /// The persons whose mailbox the calendar is in.
+    owners: &'a [usize],
+    ev: &'a Event,
 }
 
-/// Desired member sets only (no provenance), for boundary search.
-fn member_sets(
+/// The activation of a matched event, or `None` when it is never active or names nobody
+/// usable (then with a warning pushed, kept until the activation would have ended).
+fn activation(
     cfg: &Config,
-    acts: &[&Activation],
-    t: DateTime<Utc>,
-) -> BTreeMap<QueueNo, BTreeSet<Member>> {
-    let active: Vec<&Activation> = acts
-        .iter()
-        .copied()
-        .filter(|a| a.from <= t && t < a.to)
-        .collect();
-    cfg.queues
-        .iter()
-        .map(|q| {
-            let absent: BTreeSet<usize> = active
-                .iter()
-                .filter(|a| !a.member_effect() && a.queues.contains(&&q.number))
-                .flat_map(|a| a.members.iter().map(|(p, _)| *p))
-                .collect();
-            let mut set: BTreeSet<Member> = active
-                .iter()
-                .filter(|a| a.member_effect() && a.queues.contains(&&q.number))
-                .flat_map(|a| a.members.iter())
-                .filter(|(p, _)| !absent.contains(p))
-                .map(|(_, m)| m.clone())
-                .collect();
-            set.extend(q.static_members.iter().cloned());
-            if set.is_empty() {
-                set.extend(q.fallback.iter().cloned());
-            }
-            (q.number.clone(), set)
-        })
-        .collect()
-}
-
-/// Every matched event of every rule as an activation, and the warnings for events matched
-/// but skipped, each with the instant after which it no longer matters.
-fn activations<'c>(
-    cfg: &'c Config,
-    events: &CalendarEvents,
-) -> (Vec<Activation<'c>>, Vec<(DateTime<Utc>, ScheduleWarning)>) {
-    let names = NameIndex::new(&cfg.persons);
-    let mut acts = Vec::new();
-    let mut warnings = Vec::new();
-    for rule in &cfg.rules {
-        let queues = rule_queues(cfg, rule);
-        let lead = delta(rule.lead);
-        let lag = delta(rule.lag);
-        for cal in rule_calendars(cfg, rule) {
-            let Some(evs) = events.get(&cal) else {
-                continue;
-            };
-            for ev in evs.iter().filter(|e| event_matches(rule, e)) {
-                let (start, end) = event_span(ev, cfg.timezone);
-                let from = sat_sub(start, lead);
-                let to = sat_add(end, lag);
-                if to <= from {
-                    continue; // never active
-                }
-                let calendar = cal.to_string();
-                let subject = ev.display_subject();
-                let persons = match who_is_it(cfg, &names, rule, &cal, ev) {
-                    Ok(p) => p,
-                    Err(Unresolved::Nobody) => {
-                        warnings.push((
-                            to,
-                            ScheduleWarning::UnknownPerson {
-                                rule: rule.name.clone(),
-                                calendar,
-                                subject,
-                                start,
-                            },
-                        ));
-                        continue;
-                    }
-                    Err(Unresolved::Ambiguous { name, persons }) => {
-                        warnings.push((
-                            to,
-                            ScheduleWarning::AmbiguousName {
-                                rule: rule.name.clone(),
-                                calendar,
-                                subject,
-                                start,
-                                name,
-                                persons,
-                            },
-                        ));
-                        continue;
-                    }
-                };
-                let mut members = Vec::new();
-                for p in persons {
-                    let person = &cfg.persons[p];
-                    let member = match (rule.effect, rule.member_as) {
-                        (Effect::Member, MemberAs::Mobile) => match &person.mobile {
-                            Some(m) => Member::Custom(m.clone()),
-                            None => {
-                                warnings.push((
-                                    to,
-                                    ScheduleWarning::NoMobile {
-                                        rule: rule.name.clone(),
-                                        person: person.name.clone(),
-                                        calendar: calendar.clone(),
-                                        subject: subject.clone(),
-                                        start,
-                                    },
-                                ));
-                                continue;
-                            }
+    names: &NameIndex,
+    mailboxes: &MailboxIndex,
+    m: Matched,
+    warnings: &mut Vec<(DateTime<Utc>, ScheduleWarning)>,
+) -> Option<Activation> {
+    let rule = &cfg.rules[m.rule];
+    let ev = m.ev;
+    let (start, end) = event_span(ev, cfg.timezone);
+    let from = sat_sub(start, delta(rule.lead));
+    let to = sat_add(end, delta(rule.lag));
+    if to <= from {
+        return None; // never active
+    }
+    let persons = match who_is_it(names, mailboxes, rule, m.owners, ev) {
+        Ok(p) => p,
+        Err(Unresolved::Nobody) => {
+            warnings.push((
+                to,
+                ScheduleWarning::UnknownPerson {
+                    rule: rule.name.clone(),
+                    calendar: m.calendar.to_owned(),
+                    subject: m.subject.to_owned(),
+                    start,
+                },
+            ));
+            return None;
+        }
+        Err(Unresolved::Ambiguous { name, persons }) => {
+            warnings.push((
+                to,
+                ScheduleWarning::AmbiguousName {
+                    rule: rule.name.clone(),
+                    calendar: m.calendar.to_owned(),
+                    subject: m.subject.to_owned(),
+                    start,
+                    name,
+                    persons,
+                },
+            ));
+            return None;
+        }
+    };
+    let mut members = Vec::new();
+    for &p in persons.iter() {
+        let person = &cfg.persons[p];
+        let member = match (rule.effect, rule.member_as) {
+            (Effect::Member, MemberAs::Mobile) => match &person.mobile {
+                Some(mobile) => Member::Custom(mobile.clone()),
+                None => {
+                    warnings.push((
+                        to,
+                        ScheduleWarning::NoMobile {
+                            rule: rule.name.clone(),
+                            person: person.name.clone(),
+                            calendar: m.calendar.to_owned(),
+                            subject: m.subject.to_owned(),
+                            start,
                         },
-                        _ => Member::Agent(person.extension.clone()),
-                    };
-                    members.push((p, member));
-                }
-                if members.is_empty() {
+                    ));
                     continue;
                 }
-                acts.push(Activation {
-                    rule,
-                    queues: queues.clone(),
-                    members,
-                    from,
-                    to,
-                    why: Why {
-                        kind: WhyKind::Event,
-                        rule: rule.name.clone(),
-                        calendar,
-                        subject,
-                        from: start,
-                        to: end,
-                    },
-                });
-            }
-        }
+            },
+            _ => Member::Agent(person.extension.clone()),
+        };
+        members.push((p, member));
     }
-    (acts, warnings)
+    if members.is_empty() {
+        return None;
+    }
+    Some(Activation {
+        rule: m.rule,
+        member_effect: rule.effect == Effect::Member,
+        members,
+        from,
+        to,
+        start,
+        end,
+        calendar: m.calendar_ix,
+        subject: m.subject_ix,
+    })
 }
 
-/// The calendars a rule reads.
-fn rule_calendars(cfg: &Config, rule: &Rule) -> Vec<CalendarRef> {
-    match &rule.calendar {
-        RuleCalendar::Own => cfg
-            .persons
-            .iter()
-            .filter_map(|p| p.mailbox.clone().map(CalendarRef::default_of))
-            .collect(),
-        RuleCalendar::Shared(c) => vec![c.clone()],
-    }
-}
-
-/// The managed queues a rule touches. An absence rule without queues touches them all;
-/// queues not in the config are never touched (SPEC §1).
-fn rule_queues<'c>(cfg: &'c Config, rule: &Rule) -> Vec<&'c QueueNo> {
-    cfg.queues
+/// Every person's own (default) calendar, sorted.
+fn own_calendars(cfg: &Config) -> BTreeSet<CalendarRef> {
+    cfg.persons
         .iter()
-        .map(|q| &q.number)
-        .filter(|n| {
-            rule.queues.contains(n) || (rule.effect == Effect::Absent && rule.queues.is_empty())
-        })
+        .filter_map(|p| p.mailbox.clone().map(CalendarRef::default_of))
         .collect()
 }
 
-/// SPEC §2: not cancelled; `free` only when the match names it; then the AND of the criteria.
-fn event_matches(rule: &Rule, ev: &Event) -> bool {
+/// The managed queues a rule touches, as indices into `cfg.queues`. An absence rule without
+/// queues touches them all; queues not in the config are never touched (SPEC §1).
+fn rule_queues<'c>(cfg: &'c Config, rule: &'c Rule) -> impl Iterator<Item = usize> + 'c {
+    cfg.queues
+        .iter()
+        .enumerate()
+        .filter(|(_, q)| {
+            rule.queues.contains(&q.number)
+                || (rule.effect == Effect::Absent && rule.queues.is_empty())
+        })
+        .map(|(i, _)| i)
+}
+
+/// SPEC §2, for an event already known not cancelled and to carry one of the rule's
+/// categories (or the rule names none): `free` only when the match names it; then the rest
+/// of the AND. `subject` is the rule's subject criterion lower-cased; the event's subject is
+/// lower-cased into `subject_lower` the first time a rule needs it.
+fn other_criteria_match(
+    rule: &Rule,
+    subject: Option<&str>,
+    ev: &Event,
+    subject_lower: &mut Option<String>,
+) -> bool {
     let m = &rule.matcher;
-    if ev.is_cancelled {
-        return false;
-    }
     if ev.show_as == ShowAs::Free && !m.show_as.contains(&ShowAs::Free) {
         return false;
     }
-    if !m.categories.is_empty()
-        && !ev.categories.iter().any(|c| {
-            let c = c.to_lowercase();
-            m.categories.iter().any(|want| want.to_lowercase() == c)
-        })
-    {
-        return false;
-    }
-    if let Some(s) = &m.subject
-        && !ev.subject.to_lowercase().contains(&s.to_lowercase())
+    if let Some(s) = subject
+        && !subject_lower
+            .get_or_insert_with(|| ev.subject.to_lowercase())
+            .contains(s)
     {
         return false;
     }
@@ -609,39 +902,31 @@ enum Unresolved {
 }
 
 /// Who an event is about (SPEC §2 "Who the event is about"), as indices into `cfg.persons`.
-fn who_is_it(
-    cfg: &Config,
+/// `owners` are the persons whose mailbox holds the calendar read.
+fn who_is_it<'a>(
     names: &NameIndex,
+    mailboxes: &MailboxIndex,
     rule: &Rule,
-    cal: &CalendarRef,
+    owners: &'a [usize],
     ev: &Event,
-) -> Result<Vec<usize>, Unresolved> {
-    let by_mailbox = |addr: &str| -> Vec<usize> {
-        cfg.persons
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| {
-                p.mailbox
-                    .as_ref()
-                    .is_some_and(|m| m.as_str().eq_ignore_ascii_case(addr))
-            })
-            .map(|(i, _)| i)
-            .collect()
-    };
-    let found = match (&rule.calendar, rule.who) {
+) -> Result<Cow<'a, [usize]>, Unresolved> {
+    let found: Cow<[usize]> = match (&rule.calendar, rule.who) {
         // An own-calendar event is about the calendar's owner.
-        (RuleCalendar::Own, _) => by_mailbox(cal.mailbox.as_str()),
-        (RuleCalendar::Shared(_), Who::Subject) => names.persons_in(&ev.subject)?,
+        (RuleCalendar::Own, _) => Cow::Borrowed(owners),
+        (RuleCalendar::Shared(_), Who::Subject) => Cow::Owned(names.persons_in(&ev.subject)?),
         (RuleCalendar::Shared(_), Who::Attendees) => {
             let mut found: BTreeSet<usize> = BTreeSet::new();
             for a in &ev.attendees {
-                found.extend(by_mailbox(a));
+                found.extend(mailboxes.persons(a));
             }
-            found.into_iter().collect()
+            Cow::Owned(found.into_iter().collect())
         }
-        (RuleCalendar::Shared(_), Who::Organizer) => {
-            ev.organizer.as_deref().map(by_mailbox).unwrap_or_default()
-        }
+        (RuleCalendar::Shared(_), Who::Organizer) => Cow::Owned(
+            ev.organizer
+                .as_deref()
+                .map(|o| mailboxes.persons(o))
+                .unwrap_or_default(),
+        ),
     };
     if found.is_empty() {
         Err(Unresolved::Nobody)
@@ -650,6 +935,33 @@ fn who_is_it(
     }
 }
 
+/// The persons by mailbox address, compared ASCII case-insensitively (addresses are ASCII).
+struct MailboxIndex {
+    by_address: HashMap<String, Vec<usize>>,
+}
+
+impl MailboxIndex {
+    fn new(persons: &[Person]) -> Self {
+        let mut by_address: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, p) in persons.iter().enumerate() {
+            if let Some(mb) = &p.mailbox {
+                by_address
+                    .entry(mb.as_str().to_ascii_lowercase())
+                    .or_default()
+                    .push(i);
+            }
+        }
+        MailboxIndex { by_address }
+    }
+
+    /// The persons (in config order) whose mailbox is `addr`.
+    fn persons(&self, addr: &str) -> Vec<usize> {
+        self.by_address
+            .get(&addr.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default()
+    }
+}
 /// Every person's name and aliases, folded for matching, with the persons each phrase names.
 struct NameIndex<'c> {
     persons: &'c [Person],
@@ -1702,6 +2014,166 @@ mod tests {
             next_boundary(&cfg, &evs, base),
             Some(base + TimeDelta::minutes(15 * 3000))
         );
+    }
+
+    /// The benchmark's world (docs/BENCHMARKS.md) at its largest: 2000 persons with 50
+    /// shifts each (100,000 events) over 200 queues with one category rule per queue, plus
+    /// an absence rule over every queue and an on-call rule naming persons by subject.
+    fn big_world() -> (Config, CalendarEvents, DateTime<Utc>) {
+        const PERSONS: usize = 2000;
+        const QUEUES: usize = 200;
+        const EVENTS: usize = 50;
+        let base = ts("2026-03-30T00:00:00Z");
+        let mut seed: u64 = 0x5eed;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let persons: Vec<Person> = (0..PERSONS)
+            .map(|i| {
+                person(
+                    &format!("Person {i}"),
+                    &format!("p{i}@acme.nl"),
+                    &format!("{}", 10_000 + i),
+                )
+            })
+            .collect();
+        let queues: Vec<QueueConfig> = (0..QUEUES)
+            .map(|k| queue(&format!("{}", 600 + k)))
+            .collect();
+        let mut rules: Vec<Rule> = (0..QUEUES)
+            .map(|k| {
+                rule(&format!("queue {k}"), RuleCalendar::Own)
+                    .categories(&[&format!("Q{k}")])
+                    .queues(&[&format!("{}", 600 + k)])
+            })
+            .collect();
+        rules.push(away());
+        rules.push(on_call().queues(&["600", "601"]));
+        let mut evs = CalendarEvents::new();
+        for (i, p) in persons.iter().enumerate() {
+            let homes = [i % QUEUES, (i * 7 + 3) % QUEUES];
+            let list: Vec<Event> = (0..EVENTS)
+                .map(|_| {
+                    let s = base + TimeDelta::minutes(15 * next(15 * 96) as i64);
+                    let e = s + TimeDelta::minutes(60 * (1 + next(4) as i64));
+                    let mut ev = event("Shift", &s.to_rfc3339(), &e.to_rfc3339());
+                    match next(4) {
+                        0 => {
+                            ev = ev
+                                .category(&format!("Q{}", homes[0]))
+                                .category(&format!("q{}", homes[1]))
+                        }
+                        1 => ev = ev.category(&format!("q{}", homes[1])),
+                        _ => ev = ev.category(&format!("Q{}", homes[0])),
+                    }
+                    if next(50) == 0 {
+                        ev = ev.show(ShowAs::Oof);
+                    }
+                    ev
+                })
+                .collect();
+            let Some(mb) = p.mailbox.clone() else {
+                continue;
+            };
+            evs.insert(CalendarRef::default_of(mb), list);
+        }
+        let piket: Vec<Event> = (0..200)
+            .map(|j| {
+                let s = base + TimeDelta::hours(j);
+                let e = s + TimeDelta::hours(1);
+                event(
+                    &format!("Piket Person {}", next(PERSONS as u64 + 20)),
+                    &s.to_rfc3339(),
+                    &e.to_rfc3339(),
+                )
+            })
+            .collect();
+        evs.insert(own_cal(PIKET), piket);
+        let cfg = Config {
+            persons,
+            queues,
+            rules,
+            ..config()
+        };
+        (cfg, evs, base)
+    }
+
+    /// Release-mode timing of the schedule on the benchmark's largest world; not a timed
+    /// assertion. Run: `cargo test --release --lib schedule -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "timing run on 100,000 events; run in release with --ignored --nocapture"]
+    fn schedule_timing_on_a_hundred_thousand_events() {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        use std::time::Instant;
+        let (cfg, evs, base) = big_world();
+        let instants: Vec<DateTime<Utc>> = (0..5)
+            .map(|i| base + TimeDelta::minutes(7 + 15 * 37 * i))
+            .collect();
+        let mut digest = DefaultHasher::new();
+        let clock = Instant::now();
+        let feeding = calendars_feeding(&cfg);
+        println!("calendars_feeding: {:?}", clock.elapsed());
+        feeding.len().hash(&mut digest);
+        let clock = Instant::now();
+        let needed = calendars_needed(&cfg);
+        println!("calendars_needed: {:?}", clock.elapsed());
+        assert_eq!(
+            needed.len(),
+            2001,
+            "every person's calendar and the shared one"
+        );
+        let clock = Instant::now();
+        let schedule = Schedule::new(&cfg, &evs);
+        println!(
+            "Schedule::new: {:?} ({} activations)",
+            clock.elapsed(),
+            schedule.acts.len()
+        );
+        for &t in &instants {
+            let clock = Instant::now();
+            let d = schedule.desired_at(&cfg, t);
+            println!("Schedule::desired_at({t}): {:?}", clock.elapsed());
+            format!("{d:?}").hash(&mut digest);
+            let clock = Instant::now();
+            let b = schedule.next_boundary(&cfg, t);
+            println!(
+                "Schedule::next_boundary({t}): {:?} -> {b:?}",
+                clock.elapsed()
+            );
+            b.hash(&mut digest);
+        }
+        // The wrappers give the same answers (they build the schedule each call).
+        let clock = Instant::now();
+        assert_eq!(
+            desired_at(&cfg, &evs, instants[0]),
+            schedule.desired_at(&cfg, instants[0])
+        );
+        println!("desired_at (free function): {:?}", clock.elapsed());
+        let clock = Instant::now();
+        assert_eq!(
+            next_boundary(&cfg, &evs, instants[0]),
+            schedule.next_boundary(&cfg, instants[0])
+        );
+        println!("next_boundary (free function): {:?}", clock.elapsed());
+        // The longest walk: from before everything to the first change, and then on from the
+        // last edge (nothing changes any more).
+        let clock = Instant::now();
+        let first = schedule.next_boundary(&cfg, base - TimeDelta::days(1));
+        println!(
+            "Schedule::next_boundary from a day before: {:?} -> {first:?}",
+            clock.elapsed()
+        );
+        let clock = Instant::now();
+        let last = schedule.edges.last().map(|(t, _)| *t).unwrap_or(base);
+        assert_eq!(schedule.next_boundary(&cfg, last), None);
+        println!(
+            "Schedule::next_boundary after the last edge: {:?}",
+            clock.elapsed()
+        );
+        println!("digest of the results: {:016x}", digest.finish());
     }
 
     // ---- properties ------------------------------------------------------------------------
