@@ -22,7 +22,7 @@ use crate::graph::GraphClient;
 use crate::metrics::Metrics;
 use crate::model::{CalendarRef, Event, Member, QueueNo, sanitize};
 use crate::plan::{ActionKind, PlanWarning, QueueInput, QueuePlan, RefusalKind, plan_queue};
-use crate::schedule::{self, CalendarEvents, Desired};
+use crate::schedule::{self, CalendarEvents, Desired, Schedule};
 use crate::store::{CalendarRead, CycleRecord, Intent, Outcome, Store, StoreError, WriteAction};
 use crate::tring::{TringClient, TringError, WriteOutcome};
 
@@ -135,6 +135,8 @@ pub struct Observation {
     /// and adds keep working through an outage; dels are held back by rule 1). Shared, not
     /// copied: a large tenant reads 100,000 events.
     pub events: Arc<CalendarEvents>,
+    /// The schedule built from `events` (built once per read, not per question asked).
+    pub schedule: Arc<Schedule>,
     pub calendars: BTreeMap<CalendarRef, CalendarStatus>,
     /// TRiNG `list` per managed queue; `Err` holds the sentence saying why not (rule 2).
     pub live: BTreeMap<QueueNo, Result<BTreeSet<Member>, String>>,
@@ -199,6 +201,7 @@ pub struct Reconciler<C, P, K> {
     store: Option<Store>,
     dry_run: bool,
     events: Arc<CalendarEvents>,
+    schedule: Arc<Schedule>,
     /// Each queue's desired set as of the last cycle: a boundary cycle only touches the
     /// queues whose set changed since.
     last_desired: BTreeMap<QueueNo, BTreeSet<Member>>,
@@ -221,7 +224,9 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             Some(s) => s.last_events().await?,
             None => CalendarEvents::new(),
         });
+        let schedule = Arc::new(Schedule::new(&cfg, &events));
         Ok(Reconciler {
+            schedule,
             cfg,
             calendars,
             pbx,
@@ -259,7 +264,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
 
     /// The next instant some queue's desired set changes, from the last events read.
     pub fn next_boundary(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        schedule::next_boundary(&self.cfg, &self.events, after)
+        self.schedule.next_boundary(&self.cfg, after)
     }
 
     fn writes_state(&self) -> bool {
@@ -318,6 +323,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         let events = Arc::make_mut(&mut self.events);
         events.retain(|c, _| needed.contains(c));
         events.extend(fresh);
+        self.schedule = Arc::new(Schedule::new(&self.cfg, &self.events));
         Ok(())
     }
 
@@ -410,6 +416,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         Ok(Observation {
             at,
             events: self.events.clone(),
+            schedule: self.schedule.clone(),
             calendars: self.read_status.clone(),
             live,
             owned,
@@ -419,7 +426,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
     /// The queues whose desired set at `at` differs from the last cycle's (all of them before
     /// the first cycle).
     fn changed_queues(&self, at: DateTime<Utc>) -> BTreeSet<QueueNo> {
-        let desired = schedule::desired_at(&self.cfg, &self.events, at);
+        let desired = self.schedule.desired_at(&self.cfg, at);
         desired
             .queues
             .into_iter()
@@ -434,7 +441,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
 
     /// Desired membership at `at` and the plan that turns live (as observed) into it.
     pub fn decide(&self, obs: &Observation, at: DateTime<Utc>) -> Decision {
-        let desired = schedule::desired_at(&self.cfg, &obs.events, at);
+        let desired = obs.schedule.desired_at(&self.cfg, at);
         let feeding = schedule::calendars_feeding(&self.cfg);
         let empty_members = BTreeMap::new();
         let empty_set = BTreeSet::new();
