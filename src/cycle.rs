@@ -202,6 +202,8 @@ pub struct Reconciler<C, P, K> {
     dry_run: bool,
     events: Arc<CalendarEvents>,
     schedule: Arc<Schedule>,
+    /// Which calendars feed each queue (rule 1); fixed by the config.
+    feeding: BTreeMap<QueueNo, BTreeSet<CalendarRef>>,
     /// Each queue's desired set as of the last cycle: a boundary cycle only touches the
     /// queues whose set changed since.
     last_desired: BTreeMap<QueueNo, BTreeSet<Member>>,
@@ -227,6 +229,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         let schedule = Arc::new(Schedule::new(&cfg, &events));
         Ok(Reconciler {
             schedule,
+            feeding: schedule::calendars_feeding(&cfg),
             cfg,
             calendars,
             pbx,
@@ -442,7 +445,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
     /// Desired membership at `at` and the plan that turns live (as observed) into it.
     pub fn decide(&self, obs: &Observation, at: DateTime<Utc>) -> Decision {
         let desired = obs.schedule.desired_at(&self.cfg, at);
-        let feeding = schedule::calendars_feeding(&self.cfg);
+        let feeding = &self.feeding;
         let empty_members = BTreeMap::new();
         let empty_set = BTreeSet::new();
         // Only the queues observed: all of them, or at a boundary those whose set changed.
