@@ -67,7 +67,11 @@ impl Harness {
         let tring = TringSim::start(SimTringOptions {
             key: Secret::new(KEY),
             tenant: "ACME".into(),
-            queues: vec![(q("600"), vec![m("ext:299")]), (q("610"), vec![])],
+            queues: vec![
+                (q("600"), vec![m("ext:299")]),
+                (q("610"), vec![]),
+                (q("620"), vec![]),
+            ],
             ..SimTringOptions::default()
         })
         .await
@@ -117,6 +121,12 @@ name = "Support"
 number = "610"
 name = "Sales"
 ownership = "exclusive"
+[[queue]]
+number = "620"
+name = "Backoffice"
+ownership = "exclusive"
+keep_last = false
+max_removals = 2
 [[rule]]
 name = "support shifts"
 calendar = "own"
@@ -256,7 +266,7 @@ async fn second_cycle_with_the_same_calendars_writes_nothing() {
     let report = cycle(&mut rec).await;
     assert!(report.all_good(), "{:?}", report.errors);
     assert_eq!(h.writes(), 0, "an unchanged cycle wrote to TRiNG");
-    assert_eq!(h.lists(), 2, "exactly one list per managed queue");
+    assert_eq!(h.lists(), 3, "exactly one list per managed queue");
 }
 
 #[tokio::test]
@@ -443,6 +453,13 @@ async fn daemon_applies_a_shift_start_at_its_boundary_not_at_the_next_poll() {
     .await
     .expect("the daemon did not add Piet at his shift start");
     assert!(added_at >= start, "added before the shift started");
+    // Issue 5: applied within 1 s of the boundary (in practice a few milliseconds: one
+    // `list` and one `add`; the test polls every 20 ms).
+    assert!(
+        added_at - start < chrono::Duration::seconds(1),
+        "added {} ms after the shift started",
+        (added_at - start).num_milliseconds()
+    );
     cancel.cancel();
     timeout(Duration::from_secs(5), daemon)
         .await
@@ -592,7 +609,7 @@ async fn metrics_and_healthz_are_served_while_cycles_run() {
         "rooster_cycles_total{outcome=\"ok\"} 1",
         "rooster_cycle_duration_seconds_count 1",
         "rooster_tring_requests_total{action=\"add\",outcome=\"applied\"} 1",
-        "rooster_tring_requests_total{action=\"list\",outcome=\"ok\"} 2",
+        "rooster_tring_requests_total{action=\"list\",outcome=\"ok\"} 3",
         "rooster_queue_members{queue=\"600\",set=\"live\"} 2",
         "rooster_queue_members{queue=\"600\",set=\"desired\"} 1",
         "rooster_queue_members{queue=\"600\",set=\"owned\"} 1",
@@ -746,4 +763,25 @@ async fn run_tells_systemd_ready_watchdog_stopping_and_exits_0_on_sigterm() {
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     assert!(seen.contains("STOPPING=1"), "{seen:?}");
+}
+
+#[tokio::test]
+async fn removal_cap_postpones_dels_to_later_cycles() {
+    // SPEC §3 rule 4: at most max_removals (2 here) dels per queue per cycle; the rest wait.
+    let h = Harness::start().await;
+    let stale = ["ext:401", "ext:402", "ext:403", "ext:404", "ext:405"];
+    h.tring
+        .set_members(&q("620"), stale.iter().map(|s| m(s)).collect());
+    let mut rec = h.reconciler(Some(h.store().await), false).await;
+    let mut left = Vec::new();
+    for _ in 0..3 {
+        let report = cycle(&mut rec).await;
+        assert!(report.dels <= 2, "{} dels in one cycle", report.dels);
+        left.push(h.members("620").len());
+    }
+    assert_eq!(
+        left,
+        vec![3, 1, 0],
+        "two removals per cycle until the queue is clean"
+    );
 }
