@@ -2239,4 +2239,77 @@ mod tests {
             }
         }
     }
+
+    // ---- timed events across DST -----------------------------------------------------------
+
+    #[test]
+    fn night_shift_across_both_dst_switches_runs_utc_instant_to_utc_instant() {
+        // A 22:00–06:00 Amsterdam night shift as Graph delivers it (UTC, no Prefer header):
+        // spring forward 28→29 March 2026 makes it 7 h, fall back 24→25 October 2026 9 h.
+        // The schedule must take the instants as they are, with no local-time arithmetic.
+        let cases = [
+            (
+                "spring forward: 22:00 CET to 06:00 CEST",
+                "2026-03-28T21:00:00Z",
+                "2026-03-29T04:00:00Z",
+                7,
+                "2026-03-28 22:00–2026-03-29 06:00",
+            ),
+            (
+                "fall back: 22:00 CEST to 06:00 CET",
+                "2026-10-24T20:00:00Z",
+                "2026-10-25T05:00:00Z",
+                9,
+                "2026-10-24 22:00–2026-10-25 06:00",
+            ),
+        ];
+        let cfg = config().rules(vec![shifts()]);
+        let second = TimeDelta::seconds(1);
+        for (situation, start, end, hours, local) in cases {
+            let (start, end) = (ts(start), ts(end));
+            assert_eq!((end - start).num_hours(), hours, "{situation}: fixture");
+            let evs = events(vec![(
+                "jan@acme.nl",
+                vec![
+                    event("Nachtdienst", &start.to_rfc3339(), &end.to_rfc3339())
+                        .category("Support"),
+                ],
+            )]);
+            // Built once and asked many times, as the daemon does per calendar read.
+            let schedule = Schedule::new(&cfg, &evs);
+            let at = |t: DateTime<Utc>| members(&schedule.desired_at(&cfg, t), "600");
+            let instants = [
+                (start - second, false, "just before start"),
+                (start, true, "at start"),
+                (start + TimeDelta::hours(5), true, "across the switch"),
+                (end - second, true, "just before end"),
+                (end, false, "at end (exclusive)"),
+            ];
+            for (t, active, when) in instants {
+                let want = if active { vec![ext("201")] } else { Vec::new() };
+                assert_eq!(at(t), want, "{situation}: {when} ({t})");
+            }
+            assert_eq!(
+                schedule.next_boundary(&cfg, start - TimeDelta::hours(1)),
+                Some(start),
+                "{situation}: boundary in"
+            );
+            assert_eq!(
+                schedule.next_boundary(&cfg, start),
+                Some(end),
+                "{situation}: boundary out"
+            );
+            assert_eq!(
+                schedule.next_boundary(&cfg, end),
+                None,
+                "{situation}: after"
+            );
+            let d = schedule.desired_at(&cfg, start);
+            assert_eq!(
+                d.queues[&q("600")][&ext("201")].why[0].describe(Amsterdam),
+                format!("rule \"support shifts\": \"Nachtdienst\" in jan@acme.nl {local}"),
+                "{situation}: described in local time"
+            );
+        }
+    }
 }

@@ -564,4 +564,45 @@ mod tests {
             assert_eq!(normalize_event(&json).expect("round trip"), e);
         }
     }
+
+    #[test]
+    fn custom_original_zone_is_ignored_but_a_custom_start_zone_fails_naming_the_event() {
+        // graph-notes: `originalStartTimeZone` can be `tzone://Microsoft/Custom` (a legacy
+        // desktop-Outlook zone). Without a Prefer header Graph still sends start/end in UTC,
+        // so such an event is read as usual: rooster never looks at the original zone.
+        let custom_original = json!({"id": "AAMkAGI2-custom-orig", "subject": "Support",
+            "originalStartTimeZone": "tzone://Microsoft/Custom",
+            "originalEndTimeZone": "tzone://Microsoft/Custom",
+            "start": {"dateTime": "2026-11-24T08:00:00.0000000", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-11-24T16:00:00.0000000", "timeZone": "UTC"}});
+        let e = normalize_event(&custom_original).expect("original zone is not read");
+        assert_eq!(
+            e.when,
+            EventTime::Timed {
+                start: utc("2026-11-24T08:00:00Z"),
+                end: utc("2026-11-24T16:00:00Z")
+            }
+        );
+
+        // A custom zone on start/end itself cannot be converted: refused, not guessed, and
+        // the page fails with the event's id rather than dropping it (SPEC §3 rule 1).
+        let custom_start = json!({"id": "AAMkAGI2-custom-start", "subject": "Support",
+            "start": {"dateTime": "2026-11-24T09:00:00.0000000", "timeZone": "tzone://Microsoft/Custom"},
+            "end": {"dateTime": "2026-11-24T17:00:00.0000000", "timeZone": "tzone://Microsoft/Custom"}});
+        let want = NormalizeError::TimeZoneUnsupported {
+            id: "AAMkAGI2-custom-start".into(),
+            zone: "tzone://Microsoft/Custom".into(),
+        };
+        assert_eq!(normalize_event(&custom_start), Err(want.clone()));
+        let page = json!({"value": [custom_original, custom_start]});
+        let err = normalize_page(page.to_string().as_bytes())
+            .expect_err("an unreadable event fails its page");
+        assert_eq!(err, want);
+        assert!(
+            err.to_string().starts_with(
+                "event \"AAMkAGI2-custom-start\": time zone \"tzone://Microsoft/Custom\""
+            ),
+            "{err}"
+        );
+    }
 }
