@@ -924,6 +924,12 @@ async fn soak() {
          second-half slope {slope:.1} kB/min over {} samples",
         half.len()
     );
+    // The curve, one sample per tenth of the run, to tell warm-up from a leak.
+    let curve: Vec<String> = (0..=10)
+        .filter_map(|i| rss.get((rss.len().saturating_sub(1)) * i / 10))
+        .map(|(t, kb)| format!("{t:.0}s:{kb}"))
+        .collect();
+    println!("soak: RSS kB over the run: {}", curve.join(" "));
     println!("soak: violations {}", tally.violations.len());
     for v in &tally.violations {
         println!("soak: VIOLATION {v}");
