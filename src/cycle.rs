@@ -516,7 +516,9 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                 return Ok(CycleReport { interrupted: true, ..CycleReport::default() });
             }
         };
-        let decision = self.decide(&obs, obs.at);
+        // Decide for the moment the observation is complete, not when it began: listing 200
+        // queues takes a second, and a boundary passed meanwhile belongs in this plan.
+        let decision = self.decide(&obs, self.clock.now().max(obs.at));
         for q in obs.live.keys() {
             if let Some(d) = decision.desired.queues.get(q) {
                 self.last_desired
