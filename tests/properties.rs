@@ -6,86 +6,18 @@
 //! the positive side: well-formed TRiNG lists parse to exactly their members, and model events
 //! survive the trip through Graph's JSON. Pure: no network, files or clock.
 
-use std::path::Path;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use proptest::prelude::*;
-use rooster::config::Config;
 use rooster::graph::normalize::{normalize_page, to_graph};
-use rooster::model::{
-    Event, EventKind, EventTime, Extension, Member, Mobile, QueueNo, Sensitivity, ShowAs,
-};
-use rooster::tring::{TringError, parse_clean, parse_list, parse_listqueues, parse_write};
+use rooster::model::{Event, EventKind, EventTime, Extension, Member, Mobile, Sensitivity, ShowAs};
+use rooster::tring::{TringError, parse_list};
 
 const CASES: u32 = 256;
 const EXAMPLE: &str = include_str!("../config/rooster.example.toml");
 
-// ---- shared checks (the same assertions the fuzz targets make) -------------------------------
-
-/// An error message goes into a log line as is (SPEC §4 Logs): no newline, no escape sequence.
-fn assert_loggable(text: &str) {
-    assert!(
-        !text.chars().any(char::is_control),
-        "message carries a control character: {text:?}"
-    );
-}
-
-fn check_tring(body: &str) {
-    for tenant in ["ACME", ""] {
-        match parse_list(body, tenant) {
-            Ok(members) => {
-                for m in members {
-                    let again: Member = m.to_string().parse().expect("a parsed member re-parses");
-                    assert_eq!(again, m);
-                }
-            }
-            Err(e) => assert_loggable(&e.to_string()),
-        }
-    }
-    if let Err(e) = parse_write(body) {
-        assert_loggable(&e.to_string());
-    }
-    match parse_clean(body) {
-        Ok(message) => assert_loggable(&message),
-        Err(e) => assert_loggable(&e.to_string()),
-    }
-    match parse_listqueues(body) {
-        Ok(queues) => {
-            for q in queues {
-                assert_eq!(QueueNo::parse(q.as_str()).as_ref(), Ok(&q));
-            }
-        }
-        Err(e) => assert_loggable(&e.to_string()),
-    }
-}
-
-fn check_graph(bytes: &[u8]) {
-    match normalize_page(bytes) {
-        Ok((events, _)) => {
-            for ev in events {
-                match ev.when {
-                    EventTime::Timed { start, end } => assert!(start <= end, "{ev:?}"),
-                    EventTime::AllDay { start, end } => assert!(start < end, "{ev:?}"),
-                }
-            }
-        }
-        Err(e) => assert_loggable(&e.to_string()),
-    }
-}
-
-fn check_config(text: &str) {
-    if let Err(e) = Config::parse(text, Path::new("f.toml")) {
-        if let Some(line) = e.line {
-            let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
-            assert!((1..=lines).contains(&line), "line {line} of {lines}: {e}");
-        }
-        assert!(
-            !e.message.contains('\n'),
-            "multi-line message: {:?}",
-            e.message
-        );
-    }
-}
+#[path = "support/checks.rs"]
+mod checks;
+use checks::*;
 
 // ---- generators --------------------------------------------------------------------------------
 
