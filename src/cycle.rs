@@ -176,6 +176,10 @@ pub struct CycleReport {
     pub live_after: BTreeMap<QueueNo, BTreeSet<Member>>,
     /// Each queue's owned members after this cycle (empty without state).
     pub owned_after: BTreeMap<QueueNo, BTreeSet<Member>>,
+    /// The instant the desired sets were computed for. Boundaries after it and before the
+    /// cycle ended (it was writing) are still due: the daemon looks for the next boundary from
+    /// here, not from the end of the cycle.
+    pub decided_at: Option<DateTime<Utc>>,
 }
 
 impl CycleReport {
@@ -499,7 +503,10 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                 let changed = self.changed_queues(start_at);
                 if changed.is_empty() {
                     debug!("boundary: no queue's desired set changed");
-                    return Ok(CycleReport::default());
+                    return Ok(CycleReport {
+                        decided_at: Some(start_at),
+                        ..CycleReport::default()
+                    });
                 }
                 Some(changed)
             }
@@ -518,7 +525,8 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         };
         // Decide for the moment the observation is complete, not when it began: listing 200
         // queues takes a second, and a boundary passed meanwhile belongs in this plan.
-        let decision = self.decide(&obs, self.clock.now().max(obs.at));
+        let decided_at = self.clock.now().max(obs.at);
+        let decision = self.decide(&obs, decided_at);
         for q in obs.live.keys() {
             if let Some(d) = decision.desired.queues.get(q) {
                 self.last_desired
@@ -526,6 +534,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             }
         }
         let mut report = CycleReport {
+            decided_at: Some(decided_at),
             calendars_total: obs.calendars.len(),
             queues_total: obs.live.len(),
             live_after: obs

@@ -142,7 +142,9 @@ pub async fn run<C: Calendars, P: Pbx, K: Clock>(
 
         let delay = poll_delay(poll, failures);
         let next_poll = last_full + chrono::Duration::from_std(delay).unwrap_or_default();
-        let (wake, next_mode) = next_wake(now, next_poll, rec.next_boundary(now));
+        // A boundary that passed while the cycle was writing is due now, not at the next poll.
+        let after = report.decided_at.unwrap_or(now).min(now);
+        let (wake, next_mode) = next_wake(now, next_poll, rec.next_boundary(after));
         debug!(wake = %wake, mode = ?next_mode, "sleeping");
         if !sleep_until(rec.clock(), wake, notifier, &cancel).await {
             break;

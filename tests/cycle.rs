@@ -785,3 +785,87 @@ async fn removal_cap_postpones_dels_to_later_cycles() {
         "two removals per cycle until the queue is clean"
     );
 }
+
+/// Writes through the real client; the first write takes "two minutes" of the manual clock.
+struct SlowFirstWrite {
+    inner: TringClient,
+    clock: ManualClock,
+    slowed: std::sync::atomic::AtomicBool,
+}
+
+impl Pbx for SlowFirstWrite {
+    async fn list(&self, queue: &QueueNo) -> Result<BTreeSet<Member>, String> {
+        Pbx::list(&self.inner, queue).await
+    }
+    async fn write(
+        &self,
+        kind: ActionKind,
+        queue: &QueueNo,
+        member: &Member,
+    ) -> Result<WriteOutcome, WriteError> {
+        let r = Pbx::write(&self.inner, kind, queue, member).await;
+        if !self.slowed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            *self.clock.0.lock().unwrap() += chrono::Duration::minutes(2);
+        }
+        r
+    }
+}
+
+#[tokio::test]
+async fn a_boundary_passed_while_writing_is_applied_at_once_not_at_the_next_poll() {
+    // Jan's shift runs now; Piet's starts 90 s later. The first cycle's write takes two
+    // minutes, so Piet's start passes while rooster is writing. poll_interval is 10 minutes:
+    // only a daemon that looks for boundaries from the instant it decided for adds Piet now.
+    let h = Harness::start().await;
+    let t0 = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+    h.graph.set_events(
+        &mb("jan@t.nl"),
+        None,
+        vec![shift(
+            "jan-1",
+            "Support",
+            t0 - chrono::Duration::hours(1),
+            t0 + chrono::Duration::hours(1),
+        )],
+    );
+    let piet_start = t0 + chrono::Duration::seconds(90);
+    h.graph.set_events(
+        &mb("piet@t.nl"),
+        None,
+        vec![shift(
+            "piet-1",
+            "Support",
+            piet_start,
+            piet_start + chrono::Duration::hours(1),
+        )],
+    );
+    let clock = ManualClock(Arc::new(std::sync::Mutex::new(t0)));
+    let (g, t) = h.clients();
+    let pbx = SlowFirstWrite {
+        inner: t,
+        clock: clock.clone(),
+        slowed: std::sync::atomic::AtomicBool::new(false),
+    };
+    let mut rec = Reconciler::new(h.cfg.clone(), g, pbx, clock, Some(h.store().await), false)
+        .await
+        .unwrap();
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    let daemon = tokio::spawn(async move { daemon::run(&mut rec, &NoNotifier, stop).await });
+    timeout(LIMIT, async {
+        while !h.members("600").contains(&m("ext:202")) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect(
+        "Piet was not added: the boundary that passed during the write was left to the next poll",
+    );
+    assert!(h.members("600").contains(&m("ext:201")));
+    cancel.cancel();
+    timeout(Duration::from_secs(5), daemon)
+        .await
+        .expect("the daemon did not stop")
+        .unwrap()
+        .unwrap();
+}
