@@ -330,6 +330,9 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         let events = Arc::make_mut(&mut self.events);
         events.retain(|c, _| needed.contains(c));
         events.extend(fresh);
+        // Let go of the old schedule before building the new one: at 100,000 events each is
+        // tens of MB, and two side by side would set the daemon's peak memory.
+        self.schedule = Arc::new(Schedule::new(&self.cfg, &CalendarEvents::new()));
         self.schedule = Arc::new(Schedule::new(&self.cfg, &self.events));
         Ok(())
     }
