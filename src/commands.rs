@@ -19,7 +19,7 @@ use crate::daemon::{self, SystemdNotifier};
 use crate::graph::GraphClient;
 use crate::metrics::{self, Metrics};
 use crate::model::{CalendarRef, Event, EventTime, Mailbox, Member, QueueNo, sanitize};
-use crate::schedule::{self, WhyKind};
+use crate::schedule;
 use crate::store::{OpenMode, Store, StoreError};
 use crate::tring::TringClient;
 
@@ -270,7 +270,7 @@ fn members_json<'a>(m: impl IntoIterator<Item = &'a Member>) -> Vec<String> {
 }
 
 /// The `plan --json` object of SPEC §4.
-pub fn plan_json(cfg: &Config, obs: &Observation, decision: &Decision, at: DateTime<Utc>) -> Value {
+pub fn plan_json(obs: &Observation, decision: &Decision, at: DateTime<Utc>) -> Value {
     let queues: Vec<Value> = decision
         .plans
         .iter()
@@ -315,7 +315,6 @@ pub fn plan_json(cfg: &Config, obs: &Observation, decision: &Decision, at: DateT
         .values()
         .map(|c| json!({"calendar": c.calendar, "complete": c.complete, "error": c.error}))
         .collect();
-    let _ = cfg;
     json!({ "at": at.to_rfc3339(), "queues": queues, "calendars": calendars })
 }
 
@@ -333,7 +332,7 @@ pub async fn plan(
     let at = at.unwrap_or(obs.at);
     let decision = rec.decide(&obs, at);
     if json_out {
-        writeln!(out, "{}", plan_json(rec.config(), &obs, &decision, at)).map_err(out_err)?;
+        writeln!(out, "{}", plan_json(&obs, &decision, at)).map_err(out_err)?;
         return Ok(EXIT_OK);
     }
     (|| -> std::io::Result<()> {
@@ -459,11 +458,7 @@ pub async fn explain(
             match desired.get(m) {
                 Some(d) => {
                     for w in &d.why {
-                        let line = match w.kind {
-                            WhyKind::Event => w.describe(tz),
-                            _ => w.describe(tz),
-                        };
-                        writeln!(out, "      desired: {line}")?;
+                        writeln!(out, "      desired: {}", w.describe(tz))?;
                     }
                 }
                 None => writeln!(out, "      not desired: no active rule names it")?,
