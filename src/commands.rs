@@ -787,13 +787,15 @@ pub async fn sim(
     .map_err(|e| failed("tring simulator", e))?;
     let gopts = GraphSimOptions {
         client_secret: "sim-graph-secret".to_owned(),
+        // Small pages, so `rooster calendar jan@acme.nl` shows paging at work.
+        page_size: 3,
         ..GraphSimOptions::default()
     };
     let graph = GraphSim::start_on(gopts.clone(), graph_addr)
         .await
         .map_err(|e| failed("graph simulator", e))?;
-    for mb in ["jan@acme.nl", "piet@acme.nl", "piket@acme.nl"] {
-        graph.set_events(&Mailbox::parse(mb).expect("static mailbox"), None, vec![]);
+    for (mb, events) in sample_calendars(Utc::now()) {
+        graph.set_events(&Mailbox::parse(mb).expect("static mailbox"), None, events);
     }
     println!("tring simulator: {}", tring.base_url());
     println!(
@@ -866,6 +868,12 @@ calendar = "piket@acme.nl"
 match = {{ subject = "piket" }}
 queues = ["700"]
 as = "mobile"
+
+[[rule]]
+name = "away"
+calendar = "own"
+effect = "absent"
+match = {{ show_as = ["oof"] }}
 "#,
             tring_url = tring.base_url(),
             graph_url = graph.base_url(),
@@ -881,6 +889,74 @@ as = "mobile"
     graph.shutdown();
     tring.shutdown().await;
     Ok(EXIT_OK)
+}
+
+/// The calendars `rooster sim` serves: Jan on Support now and on the coming days, Piet
+/// starting a shift in an hour and out of office tomorrow, and Jan on call in the rota.
+fn sample_calendars(now: DateTime<Utc>) -> Vec<(&'static str, Vec<Event>)> {
+    use crate::model::{EventKind, Sensitivity, ShowAs};
+    let h = chrono::Duration::hours;
+    let event = |id: &str, subject: &str, when: EventTime, show_as: ShowAs, cats: &[&str]| Event {
+        id: id.to_owned(),
+        subject: subject.to_owned(),
+        when,
+        is_cancelled: false,
+        show_as,
+        categories: cats.iter().map(|c| (*c).to_owned()).collect(),
+        sensitivity: Sensitivity::Normal,
+        organizer: None,
+        attendees: vec![],
+        kind: EventKind::SingleInstance,
+        series_master_id: None,
+    };
+    let timed = |from: DateTime<Utc>, to: DateTime<Utc>| EventTime::Timed {
+        start: from,
+        end: to,
+    };
+    let jan = (0..5)
+        .map(|d| {
+            let start = now - h(1) + chrono::Duration::days(d);
+            event(
+                &format!("jan-{d}"),
+                "Support",
+                timed(start, start + h(6)),
+                ShowAs::Busy,
+                &["Support"],
+            )
+        })
+        .collect();
+    let tomorrow = now.date_naive() + chrono::Duration::days(1);
+    let piet = vec![
+        event(
+            "piet-1",
+            "Support",
+            timed(now + h(1), now + h(5)),
+            ShowAs::Busy,
+            &["Support"],
+        ),
+        event(
+            "piet-2",
+            "Vrij",
+            EventTime::AllDay {
+                start: tomorrow,
+                end: tomorrow + chrono::Duration::days(1),
+            },
+            ShowAs::Oof,
+            &[],
+        ),
+    ];
+    let piket = vec![event(
+        "piket-1",
+        "Piket Jan de Vries",
+        timed(now - h(2), now + h(22)),
+        ShowAs::Busy,
+        &[],
+    )];
+    vec![
+        ("jan@acme.nl", jan),
+        ("piet@acme.nl", piet),
+        ("piket@acme.nl", piket),
+    ]
 }
 
 #[cfg(test)]
