@@ -497,9 +497,11 @@ pub async fn status(
     let last_cycle = store.last_cycle().await?;
     let (_, tring) = clients(&cfg, secrets)?;
     let now = Utc::now();
-    let desired = schedule::desired_at(&cfg, &events, now);
-    let boundary = schedule::next_boundary(&cfg, &events, now);
-    let after = boundary.map(|b| schedule::desired_at(&cfg, &events, b));
+    // One schedule for the three questions (it is the expensive part at 100,000 events).
+    let sched = schedule::Schedule::new(&cfg, &events);
+    let desired = sched.desired_at(&cfg, now);
+    let boundary = sched.next_boundary(&cfg, now);
+    let after = boundary.map(|b| sched.desired_at(&cfg, b));
 
     let mut queues = Vec::new();
     for q in &cfg.queues {
@@ -523,7 +525,11 @@ pub async fn status(
         queues.push(json!({
             "queue": q.number.as_str(),
             "name": q.name,
-            "live": match &live { Ok(l) => json!(members_json(l)), Err(_) => Value::Null },
+            // Sorted like every other member list, whatever order TRiNG answers in.
+            "live": match &live {
+                Ok(l) => json!(members_json(&l.iter().cloned().collect::<BTreeSet<_>>())),
+                Err(_) => Value::Null,
+            },
             "live_error": live.as_ref().err().map(|e| e.to_string()),
             "owned": members_json(owned.get(&q.number).into_iter().flatten()),
             "desired": members_json(&d),

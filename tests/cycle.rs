@@ -869,3 +869,54 @@ async fn a_boundary_passed_while_writing_is_applied_at_once_not_at_the_next_poll
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn status_and_explain_tell_an_operator_what_is_there_and_why() {
+    let h = Harness::start().await;
+    h.jan_on_shift();
+    let path = h.config_path();
+    let run = |args: &'static [&'static str]| {
+        let p = path.clone();
+        tokio::task::spawn_blocking(move || rooster(&p, args))
+    };
+    assert_eq!(run(&["once"]).await.unwrap().status.code(), Some(0));
+
+    let out = run(&["status"]).await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "queue 600 Support",
+        "live     ext:201 ext:299",
+        "owned    ext:201",
+        "desired  ext:201",
+        "last cycle",
+        "calendar jan@t.nl: last good read",
+    ] {
+        assert!(text.contains(want), "status lacks {want:?}:\n{text}");
+    }
+    let out = run(&["status", "--json"]).await.unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["queues"][0]["owned"][0], "ext:201");
+    assert_eq!(v["last_cycle"]["adds"], 1);
+
+    let out = run(&["explain", "600"]).await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ext:201 Jan de Vries — live, owned by rooster"),
+        "{text}"
+    );
+    assert!(
+        text.contains("desired: rule \"support shifts\": \"Support shift\" in jan@t.nl"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ext:299  — live, added by hand, not owned"),
+        "{text}"
+    );
+    // A queue the config does not name is refused, not guessed.
+    assert_eq!(
+        run(&["explain", "601"]).await.unwrap().status.code(),
+        Some(2)
+    );
+}
