@@ -174,7 +174,7 @@ pub struct CycleReport {
     pub interrupted: bool,
     /// Each readable queue's membership after this cycle's successful writes.
     pub live_after: BTreeMap<QueueNo, BTreeSet<Member>>,
-    /// Each queue's owned members after this cycle (empty without state).
+    /// Each queue's owned members after this cycle (filled only when metrics are kept).
     pub owned_after: BTreeMap<QueueNo, BTreeSet<Member>>,
     /// The instant the desired sets were computed for. Boundaries after it and before the
     /// cycle ended (it was writing) are still due: the daemon looks for the next boundary from
@@ -258,9 +258,6 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
     }
     pub fn clock(&self) -> &K {
         &self.clock
-    }
-    pub fn pbx(&self) -> &P {
-        &self.pbx
     }
     pub fn calendars(&self) -> &C {
         &self.calendars
@@ -593,7 +590,8 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             }
         }
 
-        if let Some(store) = &self.store {
+        // Only the metrics gauge reads it: no extra query per cycle without metrics.
+        if let (Some(store), Some(_)) = (&self.store, &self.metrics) {
             report.owned_after = store.owned_all().await?;
         }
         let elapsed = started.elapsed();
