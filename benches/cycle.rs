@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use futures::Stream;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
@@ -560,7 +561,7 @@ async fn decide_bench<C: Calendars, P: Pbx>(rec: &mut Reconciler<C, P, SystemClo
         "decide_samples": times.len(),
         "next_boundary_ms": next_boundary_ms,
         "next_boundary_found": nb.is_some(),
-        "events": obs.events.values().map(Vec::len).sum::<usize>(),
+        "activations": obs.schedule.len(),
         "day_writes": writes,
         "day_changed_instants": changed_instants,
         "day_naive_writes": naive_writes,
@@ -807,14 +808,14 @@ struct CountedCalendars {
 }
 
 impl Calendars for CountedCalendars {
-    async fn read_all(
-        &self,
-        cals: &[CalendarRef],
+    fn read_all<'a>(
+        &'a self,
+        cals: &'a [CalendarRef],
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Vec<(CalendarRef, Result<Vec<Event>, String>)> {
+    ) -> impl Stream<Item = (CalendarRef, Result<Vec<Event>, String>)> + Send + 'a {
         self.reads.fetch_add(1, Ordering::Relaxed);
-        Calendars::read_all(&self.inner, cals, from, to).await
+        Calendars::read_all(&self.inner, cals, from, to)
     }
 }
 

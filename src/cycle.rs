@@ -6,13 +6,14 @@
 //! TRiNG, the simulators, and in-process fakes. Knows no rules itself: every decision is made
 //! by the pure core; this file only gathers its inputs and carries out its output.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
@@ -22,7 +23,7 @@ use crate::graph::GraphClient;
 use crate::metrics::Metrics;
 use crate::model::{CalendarRef, Event, Member, QueueNo, sanitize};
 use crate::plan::{ActionKind, PlanWarning, QueueInput, QueuePlan, RefusalKind, plan_queue};
-use crate::schedule::{self, CalendarEvents, Desired, Schedule};
+use crate::schedule::{self, Desired, Feeds, Schedule, ScheduleBuilder};
 use crate::store::{CalendarRead, CycleRecord, Intent, Outcome, Store, StoreError, WriteAction};
 use crate::tring::{TringClient, TringError, WriteOutcome};
 
@@ -34,14 +35,16 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(4500);
 
 /// Where calendars come from: Graph, or a fake in tests.
 pub trait Calendars: Send + Sync {
-    /// Reads every calendar in `[from, to)`. Each result is a complete read or an error
-    /// sentence; calendars fail independently (SPEC §5).
-    fn read_all(
-        &self,
-        cals: &[CalendarRef],
+    /// Reads every calendar in `[from, to)`, yielding each as soon as it is read, in any
+    /// order. Each result is a complete read or an error sentence; calendars fail
+    /// independently (SPEC §5). A stream rather than one list so that the cycle holds one
+    /// calendar's events at a time, not a whole tenant's (issue 8).
+    fn read_all<'a>(
+        &'a self,
+        cals: &'a [CalendarRef],
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> impl Future<Output = Vec<(CalendarRef, Result<Vec<Event>, String>)>> + Send;
+    ) -> impl Stream<Item = (CalendarRef, Result<Vec<Event>, String>)> + Send + 'a;
 }
 
 /// Why a TRiNG write did not succeed.
@@ -80,17 +83,14 @@ impl Clock for SystemClock {
 }
 
 impl Calendars for GraphClient {
-    async fn read_all(
-        &self,
-        cals: &[CalendarRef],
+    fn read_all<'a>(
+        &'a self,
+        cals: &'a [CalendarRef],
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Vec<(CalendarRef, Result<Vec<Event>, String>)> {
-        self.read_many(cals, from, to)
-            .await
-            .into_iter()
+    ) -> impl Stream<Item = (CalendarRef, Result<Vec<Event>, String>)> + Send + 'a {
+        self.read_stream(cals, from, to)
             .map(|(cal, r)| (cal, r.map(|read| read.events).map_err(|e| e.to_string())))
-            .collect()
     }
 }
 
@@ -131,11 +131,9 @@ pub struct CalendarStatus {
 #[derive(Debug, Clone)]
 pub struct Observation {
     pub at: DateTime<Utc>,
-    /// Fresh where the read succeeded, the last events read where it failed (so boundaries
-    /// and adds keep working through an outage; dels are held back by rule 1). Shared, not
-    /// copied: a large tenant reads 100,000 events.
-    pub events: Arc<CalendarEvents>,
-    /// The schedule built from `events` (built once per read, not per question asked).
+    /// The schedule of the last read (built once per read, not per question asked): from
+    /// the fresh events where the read succeeded, the last events stored where it failed (so
+    /// boundaries and adds keep working through an outage; dels are held back by rule 1).
     pub schedule: Arc<Schedule>,
     pub calendars: BTreeMap<CalendarRef, CalendarStatus>,
     /// TRiNG `list` per managed queue; `Err` holds the sentence saying why not (rule 2).
@@ -204,10 +202,16 @@ pub struct Reconciler<C, P, K> {
     /// `None` before the first `once`/`run` created the state (`plan` on a fresh install).
     store: Option<Store>,
     dry_run: bool,
-    events: Arc<CalendarEvents>,
+    /// Of each calendar's last good read: a fingerprint of its events, to tell whether the
+    /// next read changed them (only then are they rewritten in the store). The events
+    /// themselves are not kept: the schedule holds what the rules made of them, and the
+    /// store the events of calendars whose read fails.
+    fingerprints: HashMap<CalendarRef, u64>,
     schedule: Arc<Schedule>,
     /// Which calendars feed each queue (rule 1); fixed by the config.
-    feeding: BTreeMap<QueueNo, BTreeSet<CalendarRef>>,
+    feeds: BTreeMap<QueueNo, Feeds>,
+    /// Every person's own calendar, for queues an `own` rule feeds.
+    own_calendars: Vec<CalendarRef>,
     /// Each queue's desired set as of the last cycle: a boundary cycle only touches the
     /// queues whose set changed since.
     last_desired: BTreeMap<QueueNo, BTreeSet<Member>>,
@@ -226,21 +230,19 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         store: Option<Store>,
         dry_run: bool,
     ) -> Result<Self, StoreError> {
-        let events = Arc::new(match &store {
-            Some(s) => s.last_events().await?,
-            None => CalendarEvents::new(),
-        });
-        let schedule = Arc::new(Schedule::new(&cfg, &events));
+        // The first cycle always reads (`read_status` is empty); until then the schedule is
+        // empty and no calendar counts as read.
         Ok(Reconciler {
-            schedule,
-            feeding: schedule::calendars_feeding(&cfg),
+            schedule: Arc::new(ScheduleBuilder::new(&cfg).finish()),
+            feeds: schedule::queue_feeds(&cfg),
+            own_calendars: schedule::own_calendars(&cfg).into_iter().collect(),
+            fingerprints: HashMap::new(),
             cfg,
             calendars,
             pbx,
             clock,
             store,
             dry_run,
-            events,
             last_desired: BTreeMap::new(),
             read_status: BTreeMap::new(),
             warned: HashSet::new(),
@@ -275,62 +277,75 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         !self.dry_run && self.store.is_some()
     }
 
-    /// Reads every calendar a rule needs; keeps the last events of calendars that failed.
+    /// Reads every calendar a rule needs and builds the schedule from them, one calendar at a
+    /// time as each read completes; a calendar that failed contributes its last events from
+    /// the store.
     async fn read_calendars(&mut self, now: DateTime<Utc>) -> Result<(), StoreError> {
         let (from, to) = schedule::read_window(&self.cfg, now);
         let cals = schedule::calendars_needed(&self.cfg);
-        let results = self.calendars.read_all(&cals, from, to).await;
+        // Until this read is over no calendar counts as read, so a read dropped half way (at
+        // shutdown) can never lead to a removal. The old schedule goes first: at 100,000
+        // events two side by side would set the daemon's peak memory.
         self.read_status.clear();
-        let mut fresh: Vec<(CalendarRef, Vec<Event>)> = Vec::new();
-        let mut failed: Vec<(CalendarRef, String)> = Vec::new();
-        for (cal, result) in results {
+        let expected = self.schedule.len();
+        self.schedule = Arc::new(ScheduleBuilder::new(&self.cfg).finish());
+        let mut builder = ScheduleBuilder::new(&self.cfg).with_capacity(expected + expected / 8);
+        let mut status = BTreeMap::new();
+        let mut pending = PendingReads::default();
+        let store = self.store.as_ref().filter(|_| !self.dry_run);
+        let mut results = std::pin::pin!(self.calendars.read_all(&cals, from, to));
+        while let Some((cal, result)) = results.next().await {
             if let Some(m) = &self.metrics {
                 m.calendar_read(&cal.to_string(), result.is_ok());
             }
-            let status = CalendarStatus {
-                calendar: cal.to_string(),
-                complete: result.is_ok(),
-                error: result.as_ref().err().cloned(),
-            };
-            self.read_status.insert(cal.clone(), status);
+            status.insert(
+                cal.clone(),
+                CalendarStatus {
+                    calendar: cal.to_string(),
+                    complete: result.is_ok(),
+                    error: result.as_ref().err().cloned(),
+                },
+            );
             match result {
-                Ok(events) => fresh.push((cal, events)),
+                Ok(events) => {
+                    builder.add_calendar(&cal, &events);
+                    let print = fingerprint(&events);
+                    if store.is_some() {
+                        if self.fingerprints.get(&cal) == Some(&print) {
+                            pending.unchanged(cal.clone());
+                        } else {
+                            pending.changed(cal.clone(), events);
+                        }
+                    }
+                    self.fingerprints.insert(cal, print);
+                }
                 Err(e) => {
                     warn!(calendar = %cal, error = %e, "calendar read failed; removals from queues it feeds are held back");
-                    failed.push((cal, e));
+                    // Boundaries and adds keep working on the last events read.
+                    if let Some(s) = &self.store
+                        && let Some(events) = s.calendar_events(&cal).await?
+                    {
+                        builder.add_calendar(&cal, &events);
+                    }
+                    if store.is_some() {
+                        pending.failed(cal, e);
+                    }
                 }
             }
+            if pending.full()
+                && let Some(s) = store
+            {
+                pending.flush(s, now).await?;
+            }
         }
-        if self.writes_state() {
-            // One transaction per cycle; events are rewritten only when they changed.
-            let records: Vec<(CalendarRef, CalendarRead<'_>)> = fresh
-                .iter()
-                .map(|(cal, events)| {
-                    let read = if self.events.get(cal) == Some(events) {
-                        CalendarRead::Unchanged
-                    } else {
-                        CalendarRead::Changed(events)
-                    };
-                    (cal.clone(), read)
-                })
-                .chain(
-                    failed
-                        .iter()
-                        .map(|(cal, e)| (cal.clone(), CalendarRead::Failed(e))),
-                )
-                .collect();
-            let store = self.store.as_ref().expect("writes_state checked");
-            store.record_calendar_reads(now, &records).await?;
+        if let Some(s) = store {
+            pending.flush(s, now).await?;
         }
-        // Calendars no rule needs any more must not feed the schedule.
-        let needed: BTreeSet<&CalendarRef> = cals.iter().collect();
-        let events = Arc::make_mut(&mut self.events);
-        events.retain(|c, _| needed.contains(c));
-        events.extend(fresh);
-        // Let go of the old schedule before building the new one: at 100,000 events each is
-        // tens of MB, and two side by side would set the daemon's peak memory.
-        self.schedule = Arc::new(Schedule::new(&self.cfg, &CalendarEvents::new()));
-        self.schedule = Arc::new(Schedule::new(&self.cfg, &self.events));
+        // Calendars no rule needs any more are forgotten.
+        let needed: HashSet<&CalendarRef> = cals.iter().collect();
+        self.fingerprints.retain(|c, _| needed.contains(c));
+        self.schedule = Arc::new(builder.finish());
+        self.read_status = status;
         Ok(())
     }
 
@@ -422,7 +437,6 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         };
         Ok(Observation {
             at,
-            events: self.events.clone(),
             schedule: self.schedule.clone(),
             calendars: self.read_status.clone(),
             live,
@@ -449,31 +463,31 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
     /// Desired membership at `at` and the plan that turns live (as observed) into it.
     pub fn decide(&self, obs: &Observation, at: DateTime<Utc>) -> Decision {
         let desired = obs.schedule.desired_at(&self.cfg, at);
-        let feeding = &self.feeding;
+        let read_well = |c: &CalendarRef| obs.calendars.get(c).is_some_and(|s| s.complete);
+        let own_read_well = self.own_calendars.iter().all(read_well);
         let empty_members = BTreeMap::new();
         let empty_set = BTreeSet::new();
         // Only the queues observed: all of them, or at a boundary those whose set changed.
-        let plans = self
-            .cfg
-            .queues
-            .iter()
-            .filter(|q| obs.live.contains_key(&q.number))
-            .map(|q| {
-                let complete = feeding.get(&q.number).is_none_or(|cals| {
-                    cals.iter()
-                        .all(|c| obs.calendars.get(c).is_some_and(|s| s.complete))
-                });
-                plan_queue(&QueueInput {
-                    queue: q,
-                    desired: desired.queues.get(&q.number).unwrap_or(&empty_members),
-                    live: obs.live.get(&q.number).and_then(|r| r.as_ref().ok()),
-                    owned: obs.owned.get(&q.number).unwrap_or(&empty_set),
-                    complete,
-                    persons: &self.cfg.persons,
-                    timezone: self.cfg.timezone,
+        let plans =
+            self.cfg
+                .queues
+                .iter()
+                .filter(|q| obs.live.contains_key(&q.number))
+                .map(|q| {
+                    let complete = self.feeds.get(&q.number).is_none_or(|f| {
+                        (!f.own || own_read_well) && f.shared.iter().all(read_well)
+                    });
+                    plan_queue(&QueueInput {
+                        queue: q,
+                        desired: desired.queues.get(&q.number).unwrap_or(&empty_members),
+                        live: obs.live.get(&q.number).and_then(|r| r.as_ref().ok()),
+                        owned: obs.owned.get(&q.number).unwrap_or(&empty_set),
+                        complete,
+                        persons: &self.cfg.persons,
+                        timezone: self.cfg.timezone,
+                    })
                 })
-            })
-            .collect();
+                .collect();
         Decision { desired, plans }
     }
 
@@ -776,6 +790,68 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+/// A calendar's events in 64 bits, to tell whether a read changed anything since the last one.
+/// Computed and compared in this process only, never stored. Two different reads colliding
+/// would only skip rewriting that calendar's events in the store until they change again.
+fn fingerprint(events: &[Event]) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    events.hash(&mut h);
+    h.finish()
+}
+
+/// Calendar reads waiting to be recorded. Recorded in batches: one transaction (one disk
+/// sync) per batch rather than per calendar, while the events of changed calendars held
+/// meanwhile stay a few thousand, not a whole tenant's.
+#[derive(Default)]
+struct PendingReads {
+    changed: Vec<(CalendarRef, Vec<Event>)>,
+    events: usize,
+    unchanged: Vec<CalendarRef>,
+    failed: Vec<(CalendarRef, String)>,
+}
+
+impl PendingReads {
+    /// Events of changed calendars held before a batch is written.
+    const MAX_EVENTS: usize = 2_000;
+
+    fn changed(&mut self, cal: CalendarRef, events: Vec<Event>) {
+        self.events += events.len();
+        self.changed.push((cal, events));
+    }
+    fn unchanged(&mut self, cal: CalendarRef) {
+        self.unchanged.push(cal);
+    }
+    fn failed(&mut self, cal: CalendarRef, error: String) {
+        self.failed.push((cal, error));
+    }
+    fn full(&self) -> bool {
+        self.events >= Self::MAX_EVENTS
+    }
+
+    async fn flush(&mut self, store: &Store, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let records: Vec<(CalendarRef, CalendarRead<'_>)> = self
+            .changed
+            .iter()
+            .map(|(cal, events)| (cal.clone(), CalendarRead::Changed(events)))
+            .chain(
+                self.unchanged
+                    .iter()
+                    .map(|cal| (cal.clone(), CalendarRead::Unchanged)),
+            )
+            .chain(
+                self.failed
+                    .iter()
+                    .map(|(cal, e)| (cal.clone(), CalendarRead::Failed(e))),
+            )
+            .collect();
+        if !records.is_empty() {
+            store.record_calendar_reads(at, &records).await?;
+        }
+        *self = PendingReads::default();
         Ok(())
     }
 }

@@ -319,7 +319,7 @@ pub enum EventTime {
 }
 
 /// One calendar event as rooster understands it, normalised from Graph (see `graph::normalize`).
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, serde::Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, serde::Deserialize)]
 pub struct Event {
     /// Graph's id, unique within the mailbox.
     pub id: String,

@@ -222,43 +222,58 @@ pub fn calendars_needed(cfg: &Config) -> Vec<CalendarRef> {
     out.into_iter().collect()
 }
 
-/// Which calendars feed each managed queue, through member rules and absence rules alike:
-/// if one of them was not read completely, that queue gets no dels (SPEC §3 rule 1).
-/// Every configured queue has an entry (empty when no rule touches it).
-pub fn calendars_feeding(cfg: &Config) -> BTreeMap<QueueNo, BTreeSet<CalendarRef>> {
-    // Per queue: whether some `own` rule touches it, and the shared calendars that do. The
-    // persons' calendars are then copied whole into each queue an `own` rule touches, instead
-    // of inserted one by one per rule.
-    let mut own_fed = vec![false; cfg.queues.len()];
-    let mut shared: Vec<BTreeSet<CalendarRef>> = vec![BTreeSet::new(); cfg.queues.len()];
+/// Which calendars feed one managed queue, through member rules and absence rules alike: if
+/// one of them was not read completely, that queue gets no dels (SPEC §3 rule 1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Feeds {
+    /// Some `own` rule touches the queue: every person's own calendar feeds it. Kept as a
+    /// flag rather than a copy of those calendars per queue (2,000 persons × 200 queues).
+    pub own: bool,
+    /// The shared calendars of the rules touching it.
+    pub shared: BTreeSet<CalendarRef>,
+}
+
+/// [`Feeds`] of every configured queue (empty when no rule touches it).
+pub fn queue_feeds(cfg: &Config) -> BTreeMap<QueueNo, Feeds> {
+    let mut out: BTreeMap<QueueNo, Feeds> = BTreeMap::new();
+    for q in &cfg.queues {
+        out.entry(q.number.clone()).or_default();
+    }
     for rule in &cfg.rules {
         for qi in rule_queues(cfg, rule) {
+            // A queue number configured twice shares one entry.
+            let feeds = out.entry(cfg.queues[qi].number.clone()).or_default();
             match &rule.calendar {
-                RuleCalendar::Own => own_fed[qi] = true,
+                RuleCalendar::Own => feeds.own = true,
                 RuleCalendar::Shared(c) => {
-                    shared[qi].insert(c.clone());
+                    feeds.shared.insert(c.clone());
                 }
             }
         }
     }
-    let own = if own_fed.contains(&true) {
-        own_calendars(cfg)
-    } else {
-        BTreeSet::new()
-    };
-    let mut out: BTreeMap<QueueNo, BTreeSet<CalendarRef>> = BTreeMap::new();
-    for ((q, fed), extra) in cfg.queues.iter().zip(own_fed).zip(shared) {
-        let mut set = if fed { own.clone() } else { BTreeSet::new() };
-        set.extend(extra);
-        // A queue number configured twice shares one entry, as it always did.
-        let entry = out.entry(q.number.clone()).or_default();
-        if entry.is_empty() {
-            *entry = set;
-        } else {
-            entry.extend(set);
-        }
-    }
     out
+}
+
+/// Which calendars feed each managed queue, spelled out ([`queue_feeds`] with the persons'
+/// calendars in place of the `own` flag). Every configured queue has an entry.
+pub fn calendars_feeding(cfg: &Config) -> BTreeMap<QueueNo, BTreeSet<CalendarRef>> {
+    let own = own_calendars(cfg);
+    queue_feeds(cfg)
+        .into_iter()
+        .map(|(q, f)| {
+            let mut set = if f.own { own.clone() } else { BTreeSet::new() };
+            set.extend(f.shared);
+            (q, set)
+        })
+        .collect()
+}
+
+/// Every person's own (default) calendar, sorted.
+pub fn own_calendars(cfg: &Config) -> BTreeSet<CalendarRef> {
+    cfg.persons
+        .iter()
+        .filter_map(|p| p.mailbox.clone().map(CalendarRef::default_of))
+        .collect()
 }
 
 /// The span calendars are read over: `now − max(1 day, largest lag) .. now + window` (SPEC §2).
@@ -300,43 +315,92 @@ pub fn next_boundary(
 /// skipped. Build it once per calendar read and ask it about as many instants as needed;
 /// it holds indices into the config it was built from, so always pass that same config.
 ///
-/// Building is one pass over the events: per calendar, each event's categories and subject
-/// are folded once and only the rules that read that calendar and name one of its
-/// categories (or name none) are tried.
+/// Built by a [`ScheduleBuilder`], one calendar at a time, so a caller reading thousands of
+/// calendars never holds all their events at once. Each event's categories and subject are
+/// folded once and only the rules that read its calendar and name one of its categories (or
+/// name none) are tried. What is kept per activation is small and fixed (instants and
+/// indices, about 50 bytes): persons are indices, members are made from the config when
+/// asked, and subjects are kept once however many events share them (issue 8: 100,000 events
+/// at 2,000 calendars).
 #[derive(Debug, Clone)]
 pub struct Schedule {
-    /// In the order rule, then calendar (as the rule lists them), then event: persons
-    /// sharing a member are named in this order.
+    /// Sorted by rule, then calendar as the rule lists them (person order for `own`), then
+    /// event: persons sharing a member are named in this order.
     acts: Vec<Activation>,
-    /// Per rule: the indices into `cfg.queues` it touches (absence without queues: all).
-    rule_queues: Vec<Vec<usize>>,
+    /// The persons of every activation, indices into `cfg.persons`; an activation holds a
+    /// range of it.
+    persons: Vec<u32>,
+    /// Per rule: what activations need from it.
+    rules: Vec<RuleInfo>,
     /// Per queue (index into `cfg.queues`): the activations touching it, in `acts` order.
-    queue_acts: Vec<Vec<usize>>,
+    queue_acts: Vec<Vec<u32>>,
     /// Every activation's `from` and `to`, sorted by instant: the only instants at which a
     /// desired set can change.
-    edges: Vec<(DateTime<Utc>, usize)>,
+    edges: Vec<(DateTime<Utc>, u32)>,
     /// Each with the instant after which it no longer matters.
     warnings: Vec<(DateTime<Utc>, ScheduleWarning)>,
     /// The calendars read, as text (`Why::calendar`); activations hold an index.
     calendars: Vec<String>,
-    /// [`Event::display_subject`] of every event a rule matched, once per event however
-    /// many rules matched it; activations hold an index.
-    subjects: Vec<String>,
+    /// Each distinct [`Event::display_subject`] of an event a rule matched, once; activations
+    /// hold an index.
+    subjects: Vec<Box<str>>,
 }
 
-impl Schedule {
-    /// Matches every rule of `cfg` against `events`.
-    pub fn new(cfg: &Config, events: &CalendarEvents) -> Schedule {
-        let names = NameIndex::new(&cfg.persons);
-        let mailboxes = MailboxIndex::new(&cfg.persons);
-        let rule_queues: Vec<Vec<usize>> = cfg
+/// What the schedule needs of one rule.
+#[derive(Debug, Clone)]
+struct RuleInfo {
+    /// Indices into `cfg.queues` it touches (absence without queues: all).
+    queues: Vec<usize>,
+    /// `effect = "member"` (else `absent`).
+    member: bool,
+    member_as: MemberAs,
+    lead: TimeDelta,
+    lag: TimeDelta,
+}
+
+/// Builds a [`Schedule`] from one calendar's events at a time ([`add_calendar`]), then
+/// [`finish`]. The result does not depend on the order the calendars are added in.
+///
+/// [`add_calendar`]: ScheduleBuilder::add_calendar
+/// [`finish`]: ScheduleBuilder::finish
+pub struct ScheduleBuilder<'c> {
+    cfg: &'c Config,
+    names: NameIndex<'c>,
+    mailboxes: MailboxIndex,
+    rules: Vec<RuleInfo>,
+    /// Rules by the categories they ask for (lower-cased, SPEC §2: case-insensitive).
+    by_category: HashMap<String, Vec<usize>>,
+    /// Rules without a category criterion: candidates for every event.
+    uncategorised: Vec<usize>,
+    /// Each rule's subject criterion, lower-cased.
+    rule_subjects: Vec<Option<String>>,
+    /// Who reads which calendar. An `own` rule reads every person's calendar, in person
+    /// order (the position sorts the activations); a shared rule reads its one calendar.
+    owners: HashMap<CalendarRef, Vec<usize>>,
+    shared: HashMap<&'c CalendarRef, Vec<usize>>,
+    acts: Vec<Activation>,
+    persons: Vec<u32>,
+    warnings: Vec<(DateTime<Utc>, ScheduleWarning)>,
+    calendars: Vec<String>,
+    subjects: HashMap<Box<str>, u32>,
+    /// Scratch space, reused from event to event.
+    candidates: Vec<usize>,
+    folded: Vec<String>,
+}
+
+impl<'c> ScheduleBuilder<'c> {
+    pub fn new(cfg: &'c Config) -> Self {
+        let rules = cfg
             .rules
             .iter()
-            .map(|r| rule_queues(cfg, r).collect())
+            .map(|r| RuleInfo {
+                queues: rule_queues(cfg, r).collect(),
+                member: r.effect == Effect::Member,
+                member_as: r.member_as,
+                lead: delta(r.lead),
+                lag: delta(r.lag),
+            })
             .collect();
-
-        // Rules by the categories they ask for (lower-cased, SPEC §2: case-insensitive);
-        // rules without a category criterion are candidates for every event.
         let mut by_category: HashMap<String, Vec<usize>> = HashMap::new();
         let mut uncategorised: Vec<usize> = Vec::new();
         for (r, rule) in cfg.rules.iter().enumerate() {
@@ -347,14 +411,11 @@ impl Schedule {
                 by_category.entry(c.to_lowercase()).or_default().push(r);
             }
         }
-        let rule_subjects: Vec<Option<String>> = cfg
+        let rule_subjects = cfg
             .rules
             .iter()
             .map(|r| r.matcher.subject.as_ref().map(|s| s.to_lowercase()))
             .collect();
-
-        // Who reads which calendar. An `own` rule reads every person's calendar, in person
-        // order (the position sorts the activations); a shared rule reads its one calendar.
         let mut owners: HashMap<CalendarRef, Vec<usize>> = HashMap::new();
         for (p, person) in cfg.persons.iter().enumerate() {
             if let Some(mb) = &person.mailbox {
@@ -370,119 +431,177 @@ impl Schedule {
                 shared.entry(c).or_default().push(r);
             }
         }
-
-        // Built in calendar order; each with its sort key (rule, position, event).
-        let mut built: Vec<Activation> = Vec::new();
-        let mut keys: Vec<(usize, usize, usize, usize)> = Vec::new();
-        let mut warnings = Vec::new();
-        let mut calendars: Vec<String> = Vec::new();
-        let mut subjects: Vec<String> = Vec::new();
-        let mut candidates: Vec<usize> = Vec::new();
-        let mut folded: Vec<String> = Vec::new();
-        for (cal, evs) in events {
-            let own_positions = owners.get(cal).map(Vec::as_slice).unwrap_or_default();
-            let shared_rules = shared.get(cal).map(Vec::as_slice).unwrap_or_default();
-            if own_positions.is_empty() && shared_rules.is_empty() {
-                continue; // no rule reads this calendar
-            }
-            let calendar = cal.to_string();
-            let calendar_ix = calendars.len();
-            let owner_persons = mailboxes.persons(cal.mailbox.as_str());
-            for (e, ev) in evs.iter().enumerate() {
-                if ev.is_cancelled {
-                    continue; // SPEC §2: never counts, whatever the rule
-                }
-                folded.clear();
-                folded.extend(ev.categories.iter().map(|c| c.to_lowercase()));
-                candidates.clear();
-                candidates.extend_from_slice(&uncategorised);
-                for c in &folded {
-                    if let Some(rs) = by_category.get(c) {
-                        candidates.extend_from_slice(rs);
-                    }
-                }
-                candidates.sort_unstable();
-                candidates.dedup();
-                let mut subject_lower: Option<String> = None;
-                let mut subject_ix: Option<usize> = None;
-                for &r in &candidates {
-                    let rule = &cfg.rules[r];
-                    let positions: &[usize] = match rule.calendar {
-                        RuleCalendar::Own => own_positions,
-                        RuleCalendar::Shared(_) if shared_rules.contains(&r) => &[0],
-                        RuleCalendar::Shared(_) => &[],
-                    };
-                    if positions.is_empty() {
-                        continue;
-                    }
-                    let subject = rule_subjects[r].as_deref();
-                    if !other_criteria_match(rule, subject, ev, &mut subject_lower) {
-                        continue;
-                    }
-                    let subject_ix = *subject_ix.get_or_insert_with(|| {
-                        subjects.push(ev.display_subject());
-                        subjects.len() - 1
-                    });
-                    let Some(act) = activation(
-                        cfg,
-                        &names,
-                        &mailboxes,
-                        Matched {
-                            rule: r,
-                            calendar: &calendar,
-                            calendar_ix,
-                            subject: &subjects[subject_ix],
-                            subject_ix,
-                            owners: &owner_persons,
-                            ev,
-                        },
-                        &mut warnings,
-                    ) else {
-                        continue;
-                    };
-                    // A mailbox two persons share is read once per person, as it always was.
-                    for (n, &pos) in positions.iter().enumerate() {
-                        if n + 1 == positions.len() {
-                            keys.push((r, pos, e, built.len()));
-                            built.push(act);
-                            break;
-                        }
-                        keys.push((r, pos, e, built.len()));
-                        built.push(act.clone());
-                    }
-                }
-            }
-            calendars.push(calendar);
+        ScheduleBuilder {
+            cfg,
+            names: NameIndex::new(&cfg.persons),
+            mailboxes: MailboxIndex::new(&cfg.persons),
+            rules,
+            by_category,
+            uncategorised,
+            rule_subjects,
+            owners,
+            shared,
+            acts: Vec::new(),
+            persons: Vec::new(),
+            warnings: Vec::new(),
+            calendars: Vec::new(),
+            subjects: HashMap::new(),
+            candidates: Vec::new(),
+            folded: Vec::new(),
         }
-        // Rule-major, then calendar in the rule's order, then event: the order activations
-        // always had, which decides how persons sharing a member are named.
-        // The keys are sorted rather than the activations, which are large to move.
-        keys.sort_unstable();
-        let mut slots: Vec<Option<Activation>> = built.into_iter().map(Some).collect();
-        let acts: Vec<Activation> = keys
-            .iter()
-            .filter_map(|&(_, _, _, i)| slots[i].take())
-            .collect();
+    }
 
-        let mut queue_acts: Vec<Vec<usize>> = vec![Vec::new(); cfg.queues.len()];
+    /// Room for about `activations` activations: a caller rebuilding the schedule knows how
+    /// many the last one had, and growing a large vector by doubling costs twice its size.
+    pub fn with_capacity(mut self, activations: usize) -> Self {
+        self.acts.reserve_exact(activations);
+        self.persons.reserve_exact(activations);
+        self
+    }
+
+    /// Matches every rule reading `cal` against its events. Adding one calendar twice counts
+    /// its events twice; callers add each calendar once.
+    pub fn add_calendar(&mut self, cal: &CalendarRef, evs: &[Event]) {
+        let cfg = self.cfg;
+        let own_positions = self.owners.get(cal).map(Vec::as_slice).unwrap_or_default();
+        let shared_rules = self.shared.get(cal).map(Vec::as_slice).unwrap_or_default();
+        if own_positions.is_empty() && shared_rules.is_empty() {
+            return; // no rule reads this calendar
+        }
+        let calendar = cal.to_string();
+        let calendar_ix = ix(self.calendars.len());
+        let owner_persons = self.mailboxes.persons(cal.mailbox.as_str());
+        for (e, ev) in evs.iter().enumerate() {
+            if ev.is_cancelled {
+                continue; // SPEC §2: never counts, whatever the rule
+            }
+            self.folded.clear();
+            self.folded
+                .extend(ev.categories.iter().map(|c| c.to_lowercase()));
+            self.candidates.clear();
+            self.candidates.extend_from_slice(&self.uncategorised);
+            for c in &self.folded {
+                if let Some(rs) = self.by_category.get(c) {
+                    self.candidates.extend_from_slice(rs);
+                }
+            }
+            self.candidates.sort_unstable();
+            self.candidates.dedup();
+            let mut subject_lower: Option<String> = None;
+            let mut subject: Option<(Box<str>, u32)> = None;
+            for &r in &self.candidates {
+                let rule = &cfg.rules[r];
+                let positions: &[usize] = match rule.calendar {
+                    RuleCalendar::Own => own_positions,
+                    RuleCalendar::Shared(_) if shared_rules.contains(&r) => &[0],
+                    RuleCalendar::Shared(_) => &[],
+                };
+                if positions.is_empty() {
+                    continue;
+                }
+                let criterion = self.rule_subjects[r].as_deref();
+                if !other_criteria_match(rule, criterion, ev, &mut subject_lower) {
+                    continue;
+                }
+                let (subject_text, subject_ix) = subject.get_or_insert_with(|| {
+                    let text: Box<str> = ev.display_subject().into();
+                    let next = ix(self.subjects.len());
+                    let id = *self.subjects.entry(text.clone()).or_insert(next);
+                    (text, id)
+                });
+                let Some(act) = activation(
+                    cfg,
+                    &self.names,
+                    &self.mailboxes,
+                    Matched {
+                        rule: r,
+                        calendar: &calendar,
+                        subject: subject_text,
+                        owners: &owner_persons,
+                        ev,
+                    },
+                    &mut self.warnings,
+                ) else {
+                    continue;
+                };
+                let first = ix(self.persons.len());
+                self.persons.extend(act.persons.iter().map(|&p| ix(p)));
+                // A mailbox two persons share is read once per person, as it always was.
+                for &pos in positions {
+                    self.acts.push(Activation {
+                        from: act.from,
+                        to: act.to,
+                        rule: ix(r),
+                        calendar: calendar_ix,
+                        subject: *subject_ix,
+                        first,
+                        count: ix(act.persons.len()),
+                        pos: ix(pos),
+                        event: ix(e),
+                    });
+                }
+            }
+        }
+        self.calendars.push(calendar);
+    }
+
+    /// Sorts and indexes what was added.
+    pub fn finish(self) -> Schedule {
+        let mut acts = self.acts;
+        // Rule-major, then calendar in the rule's order, then event: the order activations
+        // always had, which decides how persons sharing a member are named. The key is
+        // unique per activation, so the unstable sort is deterministic.
+        acts.sort_unstable_by_key(|a| (a.rule, a.pos, a.event));
+        acts.shrink_to_fit();
+        let mut queue_acts: Vec<Vec<u32>> = vec![Vec::new(); self.cfg.queues.len()];
         let mut edges = Vec::with_capacity(acts.len() * 2);
         for (i, a) in acts.iter().enumerate() {
-            for &qi in &rule_queues[a.rule] {
-                queue_acts[qi].push(i);
+            for &qi in &self.rules[a.rule as usize].queues {
+                queue_acts[qi].push(ix(i));
             }
-            edges.push((a.from, i));
-            edges.push((a.to, i));
+            edges.push((a.from, ix(i)));
+            edges.push((a.to, ix(i)));
         }
         edges.sort_unstable();
+        for list in &mut queue_acts {
+            list.shrink_to_fit();
+        }
+        let mut subjects: Vec<Box<str>> = vec![Box::default(); self.subjects.len()];
+        for (text, id) in self.subjects {
+            subjects[id as usize] = text;
+        }
+        let mut persons = self.persons;
+        persons.shrink_to_fit();
         Schedule {
             acts,
-            rule_queues,
+            persons,
+            rules: self.rules,
             queue_acts,
             edges,
-            warnings,
-            calendars,
+            warnings: self.warnings,
+            calendars: self.calendars,
             subjects,
         }
+    }
+}
+
+impl Schedule {
+    /// Matches every rule of `cfg` against `events`.
+    pub fn new(cfg: &Config, events: &CalendarEvents) -> Schedule {
+        let mut builder = ScheduleBuilder::new(cfg);
+        for (cal, evs) in events {
+            builder.add_calendar(cal, evs);
+        }
+        builder.finish()
+    }
+
+    /// How many activations (matched events, once per queue-touching rule) it holds.
+    pub fn len(&self) -> usize {
+        self.acts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.acts.is_empty()
     }
 
     /// The desired members of every managed queue at `t` (SPEC §2):
@@ -504,23 +623,16 @@ impl Schedule {
         for (q, live) in cfg.queues.iter().zip(&active) {
             let mut members: BTreeMap<Member, DesiredMember> = BTreeMap::new();
             let absent = self.absent_persons(live);
-            for act in live
-                .iter()
-                .map(|&i| &self.acts[i])
-                .filter(|a| a.member_effect)
-            {
-                for (p, member) in &act.members {
-                    if absent.contains(p) {
+            for act in live.iter().map(|&i| &self.acts[i]) {
+                for (p, member) in self.members_of(cfg, act) {
+                    if absent.contains(&p) {
                         continue;
                     }
-                    let Some(person) = cfg.persons.get(*p) else {
-                        continue; // only with a config other than the one built from
-                    };
-                    let name = &person.name;
+                    let name = &cfg.persons[p].name;
                     let entry = members
                         .entry(member.clone())
                         .or_insert_with(|| DesiredMember {
-                            member: member.clone(),
+                            member,
                             person: None,
                             why: Vec::new(),
                         });
@@ -587,7 +699,11 @@ impl Schedule {
         let nq = cfg.queues.len();
         let mut live: Vec<Vec<usize>> = vec![Vec::new(); nq];
         for (qi, acts) in self.queue_acts.iter().enumerate().take(nq) {
-            live[qi].extend(acts.iter().copied().filter(|&i| self.acts[i].covers(after)));
+            live[qi].extend(
+                acts.iter()
+                    .map(|&i| i as usize)
+                    .filter(|&i| self.acts[i].covers(after)),
+            );
         }
         let mut touched: Vec<usize> = Vec::new();
         let mut seen = vec![false; nq];
@@ -599,7 +715,7 @@ impl Schedule {
             let here = &self.edges[k..end];
             touched.clear();
             for &(_, i) in here {
-                for &qi in self.queues_of(&self.acts[i]) {
+                for &qi in self.queues_of(&self.acts[i as usize]) {
                     if qi < nq && !seen[qi] {
                         seen[qi] = true;
                         touched.push(qi);
@@ -608,9 +724,10 @@ impl Schedule {
             }
             let before: Vec<BTreeSet<Member>> = touched
                 .iter()
-                .map(|&qi| self.member_set(&cfg.queues[qi], &live[qi]))
+                .map(|&qi| self.member_set(cfg, &cfg.queues[qi], &live[qi]))
                 .collect();
             for &(_, i) in here {
+                let i = i as usize;
                 let starts = self.acts[i].from == at;
                 for &qi in self.queues_of(&self.acts[i]) {
                     if qi >= nq {
@@ -626,7 +743,7 @@ impl Schedule {
             let changed = touched
                 .iter()
                 .zip(&before)
-                .any(|(&qi, was)| self.member_set(&cfg.queues[qi], &live[qi]) != *was);
+                .any(|(&qi, was)| self.member_set(cfg, &cfg.queues[qi], &live[qi]) != *was);
             if changed {
                 return Some(at);
             }
@@ -638,46 +755,86 @@ impl Schedule {
         None
     }
 
-    /// The reason an activation gives: its rule, calendar and event.
+    /// The reason an activation gives: its rule, calendar and event. The event's own span is
+    /// the activation's without lead and lag (both at most 7 days, so never saturated).
     fn why(&self, cfg: &Config, a: &Activation) -> Why {
-        let text = |list: &[String], i: usize| list.get(i).cloned().unwrap_or_default();
+        let rule = self.rule(a);
         Why {
             kind: WhyKind::Event,
             rule: cfg
                 .rules
-                .get(a.rule)
+                .get(a.rule as usize)
                 .map(|r| r.name.clone())
                 .unwrap_or_default(),
-            calendar: text(&self.calendars, a.calendar),
-            subject: text(&self.subjects, a.subject),
-            from: a.start,
-            to: a.end,
+            calendar: self
+                .calendars
+                .get(a.calendar as usize)
+                .cloned()
+                .unwrap_or_default(),
+            subject: self
+                .subjects
+                .get(a.subject as usize)
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            from: sat_add(a.from, rule.map_or(TimeDelta::zero(), |r| r.lead)),
+            to: sat_sub(a.to, rule.map_or(TimeDelta::zero(), |r| r.lag)),
         }
     }
 
+    fn rule(&self, a: &Activation) -> Option<&RuleInfo> {
+        self.rules.get(a.rule as usize)
+    }
+
     fn queues_of(&self, a: &Activation) -> &[usize] {
-        self.rule_queues.get(a.rule).map_or(&[], Vec::as_slice)
+        self.rule(a).map_or(&[], |r| r.queues.as_slice())
+    }
+
+    /// The persons an activation is about, as indices into `cfg.persons`.
+    fn persons_of(&self, a: &Activation) -> impl Iterator<Item = usize> + '_ {
+        let from = a.first as usize;
+        self.persons
+            .get(from..from + a.count as usize)
+            .unwrap_or_default()
+            .iter()
+            .map(|&p| p as usize)
+    }
+
+    /// The members a member-rule activation makes of its persons (none for absences). The
+    /// builder only kept persons who have what the rule needs.
+    fn members_of<'a>(
+        &'a self,
+        cfg: &'a Config,
+        a: &Activation,
+    ) -> impl Iterator<Item = (usize, Member)> + 'a {
+        let rule = self.rule(a).filter(|r| r.member);
+        let persons = rule.map(|_| self.persons_of(a)).into_iter().flatten();
+        persons.filter_map(move |p| {
+            let person = cfg.persons.get(p)?;
+            let member = match rule?.member_as {
+                MemberAs::Mobile => Member::Custom(person.mobile.clone()?),
+                MemberAs::Agent => Member::Agent(person.extension.clone()),
+            };
+            Some((p, member))
+        })
     }
 
     /// The persons the absence activations among `live` name.
     fn absent_persons(&self, live: &[usize]) -> BTreeSet<usize> {
         live.iter()
             .map(|&i| &self.acts[i])
-            .filter(|a| !a.member_effect)
-            .flat_map(|a| a.members.iter().map(|(p, _)| *p))
+            .filter(|a| self.rule(a).is_some_and(|r| !r.member))
+            .flat_map(|a| self.persons_of(a))
             .collect()
     }
 
     /// A queue's desired member set (no provenance) from the activations `live` on it.
-    fn member_set(&self, q: &QueueConfig, live: &[usize]) -> BTreeSet<Member> {
+    fn member_set(&self, cfg: &Config, q: &QueueConfig, live: &[usize]) -> BTreeSet<Member> {
         let absent = self.absent_persons(live);
         let mut set: BTreeSet<Member> = live
             .iter()
-            .map(|&i| &self.acts[i])
-            .filter(|a| a.member_effect)
-            .flat_map(|a| a.members.iter())
+            .flat_map(|&i| self.members_of(cfg, &self.acts[i]))
             .filter(|(p, _)| !absent.contains(p))
-            .map(|(_, m)| m.clone())
+            .map(|(_, m)| m)
             .collect();
         set.extend(q.static_members.iter().cloned());
         if set.is_empty() {
@@ -691,25 +848,24 @@ impl Schedule {
 // Internals
 
 /// One matched event's effect: from `start − lead` until `end + lag`, on the rule's queues,
-/// for these persons (as the members the rule makes of them).
-#[derive(Debug, Clone)]
+/// for some persons. Indices and instants only (52 bytes): a large tenant has 100,000.
+#[derive(Debug, Clone, Copy)]
 struct Activation {
-    /// Index into `cfg.rules`.
-    rule: usize,
-    /// The rule's effect is `member` (else `absent`).
-    member_effect: bool,
-    /// (person index, member); for absence rules the member is the person's agent and is
-    /// not used.
-    members: Vec<(usize, Member)>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    /// The event's own span (`Why::from`/`to`).
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
+    /// Index into `cfg.rules`.
+    rule: u32,
     /// Index into `Schedule::calendars`.
-    calendar: usize,
+    calendar: u32,
     /// Index into `Schedule::subjects`.
-    subject: usize,
+    subject: u32,
+    /// The persons: `Schedule::persons[first..first + count]`.
+    first: u32,
+    count: u32,
+    /// The sort key after the rule: the calendar's position in the rule's order, and the
+    /// event's position in its calendar.
+    pos: u32,
+    event: u32,
 }
 
 impl Activation {
@@ -718,18 +874,30 @@ impl Activation {
     }
 }
 
+/// An index as stored in the schedule. Four billion activations, persons or subjects are
+/// far beyond any calendar read (Graph pages are finite and the window is weeks).
+fn ix(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
 /// An event a rule matched, with what is known about its calendar.
 struct Matched<'a> {
     rule: usize,
-    /// The calendar as text, for warnings, and its index into `Schedule::calendars`.
+    /// The calendar as text, for warnings.
     calendar: &'a str,
-    calendar_ix: usize,
-    /// The event's display subject, for warnings, and its index into `Schedule::subjects`.
+    /// The event's display subject, for warnings.
     subject: &'a str,
-    subject_ix: usize,
     /// The persons whose mailbox the calendar is in.
     owners: &'a [usize],
     ev: &'a Event,
+}
+
+/// What a matched event does, before it is stored as an [`Activation`].
+struct Matching {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    /// The persons it is about who can be made what the rule makes them.
+    persons: Vec<usize>,
 }
 
 /// The activation of a matched event, or `None` when it is never active or names nobody
@@ -740,7 +908,7 @@ fn activation(
     mailboxes: &MailboxIndex,
     m: Matched,
     warnings: &mut Vec<(DateTime<Utc>, ScheduleWarning)>,
-) -> Option<Activation> {
+) -> Option<Matching> {
     let rule = &cfg.rules[m.rule];
     let ev = m.ev;
     let (start, end) = event_span(ev, cfg.timezone);
@@ -778,52 +946,35 @@ fn activation(
             return None;
         }
     };
-    let mut members = Vec::new();
+    let mut usable = Vec::with_capacity(persons.len());
     for &p in persons.iter() {
         let person = &cfg.persons[p];
-        let member = match (rule.effect, rule.member_as) {
-            (Effect::Member, MemberAs::Mobile) => match &person.mobile {
-                Some(mobile) => Member::Custom(mobile.clone()),
-                None => {
-                    warnings.push((
-                        to,
-                        ScheduleWarning::NoMobile {
-                            rule: rule.name.clone(),
-                            person: person.name.clone(),
-                            calendar: m.calendar.to_owned(),
-                            subject: m.subject.to_owned(),
-                            start,
-                        },
-                    ));
-                    continue;
-                }
-            },
-            _ => Member::Agent(person.extension.clone()),
-        };
-        members.push((p, member));
+        if rule.effect == Effect::Member
+            && rule.member_as == MemberAs::Mobile
+            && person.mobile.is_none()
+        {
+            warnings.push((
+                to,
+                ScheduleWarning::NoMobile {
+                    rule: rule.name.clone(),
+                    person: person.name.clone(),
+                    calendar: m.calendar.to_owned(),
+                    subject: m.subject.to_owned(),
+                    start,
+                },
+            ));
+            continue;
+        }
+        usable.push(p);
     }
-    if members.is_empty() {
+    if usable.is_empty() {
         return None;
     }
-    Some(Activation {
-        rule: m.rule,
-        member_effect: rule.effect == Effect::Member,
-        members,
+    Some(Matching {
         from,
         to,
-        start,
-        end,
-        calendar: m.calendar_ix,
-        subject: m.subject_ix,
+        persons: usable,
     })
-}
-
-/// Every person's own (default) calendar, sorted.
-fn own_calendars(cfg: &Config) -> BTreeSet<CalendarRef> {
-    cfg.persons
-        .iter()
-        .filter_map(|p| p.mailbox.clone().map(CalendarRef::default_of))
-        .collect()
 }
 
 /// The managed queues a rule touches, as indices into `cfg.queues`. An absence rule without

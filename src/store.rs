@@ -943,6 +943,29 @@ impl Store {
             .collect()
     }
 
+    /// The events of one calendar's last good read, `None` when it was never read well. The
+    /// daemon asks for the calendars whose read just failed, one at a time, instead of keeping
+    /// every calendar's events in memory between reads.
+    pub async fn calendar_events(
+        &self,
+        calendar: &CalendarRef,
+    ) -> Result<Option<Vec<Event>>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT last_events FROM calendar_state \
+             WHERE mailbox = ? AND calendar_name = ? AND last_events IS NOT NULL",
+        )
+        .bind(calendar.mailbox.as_str())
+        .bind(calendar.name.as_deref().unwrap_or(""))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.query_failed("reading the last events"))?;
+        row.map(|(json,)| {
+            serde_json::from_str(&json)
+                .map_err(|e| self.corrupt(format!("events of calendar {calendar}"), e))
+        })
+        .transpose()
+    }
+
     fn calendar(&self, mailbox: &str, name: String) -> Result<CalendarRef, StoreError> {
         let mailbox = Mailbox::parse(mailbox)
             .map_err(|e| self.corrupt(format!("calendar {mailbox:?}"), e))?;

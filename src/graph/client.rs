@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
@@ -246,6 +247,8 @@ struct Inner {
     token: TokenSource,
     retry: RetryPolicy,
     global: Semaphore,
+    /// `[graph] concurrency`: calendars read at once.
+    readers: usize,
     per_mailbox: Mutex<HashMap<Mailbox, Arc<Semaphore>>>,
     calendar_ids: Mutex<HashMap<(Mailbox, String), String>>,
     outcomes: Mutex<BTreeMap<&'static str, u64>>,
@@ -340,6 +343,7 @@ impl GraphClient {
                 token,
                 retry: opts.retry,
                 global: Semaphore::new(cfg.concurrency.max(1)),
+                readers: cfg.concurrency.max(1),
                 per_mailbox: Mutex::new(HashMap::new()),
                 calendar_ids: Mutex::new(HashMap::new()),
                 outcomes: Mutex::new(BTreeMap::new()),
@@ -406,32 +410,28 @@ impl GraphClient {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Vec<(CalendarRef, Result<CalendarRead, GraphError>)> {
-        let mut set = tokio::task::JoinSet::new();
-        for (i, cal) in cals.iter().enumerate() {
-            let client = self.clone();
-            let cal = cal.clone();
-            set.spawn(async move { (i, client.read_calendar(&cal, from, to).await) });
-        }
-        let mut results: Vec<Option<Result<CalendarRead, GraphError>>> =
-            cals.iter().map(|_| None).collect();
-        while let Some(joined) = set.join_next().await {
-            if let Ok((i, r)) = joined {
-                results[i] = Some(r);
-            }
-        }
-        cals.iter()
-            .cloned()
-            .zip(results)
-            .map(|(cal, r)| {
-                let r = r.unwrap_or_else(|| {
-                    Err(GraphError::ReadAborted {
-                        calendar: cal.clone(),
-                        detail: "the read task ended without a result".into(),
-                    })
-                });
-                (cal, r)
-            })
-            .collect()
+        let mut results: Vec<_> = self.read_stream(cals, from, to).collect().await;
+        let order: HashMap<&CalendarRef, usize> =
+            cals.iter().enumerate().map(|(i, c)| (c, i)).collect();
+        results.sort_by_key(|(cal, _)| order.get(cal).copied());
+        results
+    }
+
+    /// Reads several calendars, `[graph] concurrency` at a time, and yields each result as
+    /// soon as it is complete (in completion order), so a caller can use and drop one
+    /// calendar's events before the next arrive: a large tenant never holds them all
+    /// (issue 8). Reads not started when the stream is dropped are never sent.
+    pub fn read_stream<'a>(
+        &'a self,
+        cals: &'a [CalendarRef],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> impl Stream<Item = (CalendarRef, Result<CalendarRead, GraphError>)> + Send + 'a {
+        // Twice the global limit in flight, so calendars of a mailbox at its own limit of 4
+        // do not hold up the others; the semaphores keep the requests within the limits.
+        futures::stream::iter(cals)
+            .map(move |cal| async move { (cal.clone(), self.read_calendar(cal, from, to).await) })
+            .buffer_unordered(self.inner.readers * 2)
     }
 
     fn users_url(&self, mailbox: &Mailbox, rest: &[&str]) -> Url {
