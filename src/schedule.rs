@@ -1985,6 +1985,65 @@ mod tests {
     }
 
     #[test]
+    fn the_order_calendars_are_added_in_does_not_change_the_schedule() {
+        // Calendars arrive in whatever order their reads complete. Jan and Piet share
+        // extension 201, so the desired member's name list shows the activations' order.
+        let piet = Person {
+            extension: Extension::parse("201").expect("valid"),
+            ..piet()
+        };
+        let cfg = config().persons(vec![jan(), piet]);
+        let mut events = CalendarEvents::new();
+        events.insert(own_cal("jan@acme.nl"), vec![support_shift()]);
+        events.insert(
+            own_cal("piet@acme.nl"),
+            vec![
+                support_shift(),
+                event("Support", "2026-03-30T15:00:00Z", "2026-03-30T18:00:00Z")
+                    .category("Support"),
+            ],
+        );
+        events.insert(
+            own_cal(PIKET),
+            vec![
+                event("Piket Piet", "2026-03-30T17:00:00Z", "2026-03-31T07:00:00Z"),
+                event("Piket Jan", "2026-03-30T06:00:00Z", "2026-03-30T17:00:00Z"),
+            ],
+        );
+        let forward = Schedule::new(&cfg, &events);
+        let mut builder = ScheduleBuilder::new(&cfg);
+        for (cal, evs) in events.iter().rev() {
+            builder.add_calendar(cal, evs);
+        }
+        let backward = builder.finish();
+        assert_eq!(forward.len(), backward.len());
+        for t in [
+            "2026-03-30T06:30:00Z",
+            "2026-03-30T08:00:00Z",
+            "2026-03-30T16:00:00Z",
+            "2026-03-30T20:00:00Z",
+        ] {
+            let t = ts(t);
+            assert_eq!(
+                forward.desired_at(&cfg, t),
+                backward.desired_at(&cfg, t),
+                "{t}"
+            );
+            assert_eq!(
+                forward.next_boundary(&cfg, t),
+                backward.next_boundary(&cfg, t),
+                "{t}"
+            );
+        }
+        let at_nine = backward.desired_at(&cfg, ts("2026-03-30T08:00:00Z"));
+        assert_eq!(
+            at_nine.queues[&q("600")][&ext("201")].person.as_deref(),
+            Some("Jan de Vries, Piet Bakker"),
+            "persons sharing a member are named in config order"
+        );
+    }
+
+    #[test]
     fn static_members_stay_even_when_their_person_is_absent() {
         let cfg = config().queue_with("600", |qc| qc.static_members = vec![ext("201"), ext("299")]);
         let evs = events(vec![("jan@acme.nl", vec![support_shift(), jan_away()])]);

@@ -325,6 +325,79 @@ async fn graph_outage_holds_back_removals_and_hand_made_members_survive() {
 }
 
 #[tokio::test]
+async fn restarted_during_a_graph_outage_adds_from_the_events_stored_before() {
+    // The daemon keeps no calendar events between reads; a calendar whose read fails
+    // contributes its last good read from the state, also right after a restart.
+    let h = Harness::start().await;
+    h.jan_on_shift();
+    {
+        let mut rec = h.reconciler(Some(h.store().await), false).await;
+        assert!(cycle(&mut rec).await.all_good());
+    }
+    assert_eq!(h.members("600"), set(&["ext:201", "ext:299"]));
+    // Someone removes Jan by hand, rooster restarts, and Graph is down.
+    h.tring.set_members(&q("600"), vec![m("ext:299")]);
+    h.graph.set_outage(true);
+    let mut rec = h.reconciler(Some(h.store().await), false).await;
+    let report = cycle(&mut rec).await;
+    assert!(!report.all_good(), "every calendar read failed");
+    assert_eq!(report.calendars_failed, 3);
+    assert_eq!(report.adds, 1, "{:?}", report.errors);
+    assert_eq!(report.dels, 0);
+    assert_eq!(h.members("600"), set(&["ext:201", "ext:299"]));
+}
+
+#[tokio::test]
+async fn calendar_reads_are_recorded_in_batches_and_rewritten_only_when_changed() {
+    // More changed events than one batch holds: every calendar still ends up stored.
+    let h = Harness::start().await;
+    let base = Utc::now() + chrono::Duration::hours(1);
+    let many = |who: &str, n: i64| -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                let start = base + chrono::Duration::minutes(10 * i);
+                shift(
+                    &format!("{who}-{i}"),
+                    "Support",
+                    start,
+                    start + chrono::Duration::minutes(5),
+                )
+            })
+            .collect()
+    };
+    h.graph
+        .set_events(&mb("jan@t.nl"), None, many("jan", 1_500));
+    h.graph
+        .set_events(&mb("piet@t.nl"), None, many("piet", 1_500));
+    h.graph
+        .set_events(&mb("anouk@t.nl"), None, many("anouk", 10));
+    let store = h.store().await;
+    let mut rec = h.reconciler(Some(store.clone()), false).await;
+    assert!(cycle(&mut rec).await.all_good());
+    let stored = store.last_events().await.unwrap();
+    let count = |who: &str| stored[&rooster::model::CalendarRef::default_of(mb(who))].len();
+    assert_eq!(
+        (count("jan@t.nl"), count("piet@t.nl"), count("anouk@t.nl")),
+        (1_500, 1_500, 10)
+    );
+    // Unchanged on the next read: the events stay, the good-read time moves.
+    let before = store.calendar_states().await.unwrap();
+    h.graph
+        .set_events(&mb("anouk@t.nl"), None, many("anouk", 3));
+    assert!(cycle(&mut rec).await.all_good());
+    let stored = store.last_events().await.unwrap();
+    let count = |who: &str| stored[&rooster::model::CalendarRef::default_of(mb(who))].len();
+    assert_eq!(
+        (count("jan@t.nl"), count("piet@t.nl"), count("anouk@t.nl")),
+        (1_500, 1_500, 3)
+    );
+    let after = store.calendar_states().await.unwrap();
+    for (b, a) in before.iter().zip(&after) {
+        assert!(a.last_good_read > b.last_good_read, "{}", a.calendar);
+    }
+}
+
+#[tokio::test]
 async fn drift_is_repaired_and_owned_members_gone_by_themselves_are_forgotten() {
     let h = Harness::start().await;
     h.jan_on_shift();

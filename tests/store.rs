@@ -1192,6 +1192,12 @@ async fn batched_calendar_reads_rewrite_events_only_when_changed() {
     let last = within("last events", store.last_events()).await.unwrap();
     assert_eq!(last[&a], first);
     assert_eq!(last[&b], first);
+    // One calendar's, as the daemon asks for a calendar whose read just failed.
+    let one = within("one calendar's events", store.calendar_events(&b)).await;
+    assert_eq!(one.unwrap(), Some(first.clone()));
+    let never = CalendarRef::default_of(Mailbox::parse("never@acme.nl").unwrap());
+    let none = within("a calendar never read", store.calendar_events(&never)).await;
+    assert_eq!(none.unwrap(), None);
     let states = within("states", store.calendar_states()).await.unwrap();
     let state = |c: &CalendarRef| states.iter().find(|s| &s.calendar == c).unwrap().clone();
     assert_eq!(state(&a).last_good_read, Some(at("2026-03-30T07:02:00Z")));
