@@ -243,15 +243,19 @@ struct World {
     queues: usize,
     concurrency: usize,
     lead: &'static str,
+    /// `poll_interval`. A cycle must end within it (SPEC §5), so the size runs use SPEC §4's
+    /// example of 2 minutes: the cold cycle at 2,000 calendars writes for half a minute.
+    poll: &'static str,
 }
 
 fn config_toml(w: &World, graph: &GraphSim, tring: &TringSim, state: &Path) -> String {
     let o = graph.options();
     let mut t = format!(
-        "timezone = \"Europe/Amsterdam\"\npoll_interval = \"10s\"\nwindow = \"14d\"\nstate = \"{}\"\n\n\
+        "timezone = \"Europe/Amsterdam\"\npoll_interval = \"{}\"\nwindow = \"14d\"\nstate = \"{}\"\n\n\
          [tring]\nbase_url = \"{}\"\ntenant = \"ACME\"\nkey_env = \"ROOSTER_BENCH_TRING_KEY\"\n\n\
          [graph]\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_env = \"ROOSTER_BENCH_GRAPH_SECRET\"\n\
          base_url = \"{}\"\nauthority = \"{}\"\nconcurrency = {}\n",
+        w.poll,
         state.display(),
         tring.base_url(),
         o.tenant_id,
@@ -718,6 +722,7 @@ async fn run_size(a: &Args, calendars: usize) -> Res<Row> {
         queues: a.queues,
         concurrency: a.concurrency,
         lead: "0s",
+        poll: "2m",
     };
     let cfg_path = dir.path().join("rooster.toml");
     std::fs::write(&cfg_path, config_toml(&world, &graph, &tring, &state))
@@ -895,6 +900,7 @@ async fn run_lag(a: &Args) -> Res<LagResult> {
         queues: a.queues,
         concurrency: a.concurrency,
         lead: "2m",
+        poll: "10s",
     };
     let cfg_path = dir.path().join("rooster.toml");
     let text = config_toml(&world, &graph, &tring, &state);

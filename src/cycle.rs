@@ -33,6 +33,63 @@ const TRING_CONCURRENCY: usize = 4;
 /// process must be gone within 5 s, so leave half a second to record the outcome and exit.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(4500);
 
+/// SPEC §5: "a cycle ends within `poll_interval` even when everything fails (remaining
+/// calendars count as failed)". Without it one unreachable Graph (5 s connect timeouts, 4
+/// tries, backoff) would hold a 2,000-calendar cycle for an hour, and every boundary with it.
+/// Reads get the first half of the interval, `list`s until three quarters, and no write starts
+/// after the whole of it. Calendars not read by then count as failed (their last events from
+/// the state still feed the schedule; removals from their queues are held back), queues not
+/// listed are left alone, and writes not started wait for the next cycle. The write in flight
+/// is never abandoned.
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    poll: Duration,
+    read: tokio::time::Instant,
+    list: tokio::time::Instant,
+    write: tokio::time::Instant,
+}
+
+impl Deadlines {
+    fn from_now(poll: Duration) -> Self {
+        let now = tokio::time::Instant::now();
+        Deadlines {
+            poll,
+            read: now + poll / 2,
+            list: now + poll * 3 / 4,
+            write: now + poll,
+        }
+    }
+
+    /// `d` as an operator reads it, with the interval it is part of.
+    fn share(&self, part: &str, d: Duration) -> String {
+        format!(
+            "{} ({part} of poll_interval {})",
+            humantime::format_duration(round_ms(d)),
+            humantime::format_duration(round_ms(self.poll))
+        )
+    }
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis().try_into().unwrap_or(u64::MAX))
+}
+
+/// The calendars of `cals` with no result yet when the read deadline passed, as failed reads.
+fn unread(
+    cals: &[CalendarRef],
+    read: &BTreeMap<CalendarRef, CalendarStatus>,
+    deadlines: &Deadlines,
+) -> Vec<(CalendarRef, Result<Vec<Event>, String>)> {
+    let within = deadlines.share("half", deadlines.poll / 2);
+    cals.iter()
+        .filter(|c| !read.contains_key(*c))
+        .map(|c| {
+            let e = format!("calendar {c}: not read within {within}; counted as failed this cycle");
+            (c.clone(), Err(e))
+        })
+        .collect()
+}
+
 /// Where calendars come from: Graph, or a fake in tests.
 pub trait Calendars: Send + Sync {
     /// Reads every calendar in `[from, to)`, yielding each as soon as it is read, in any
@@ -280,7 +337,11 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
     /// Reads every calendar a rule needs and builds the schedule from them, one calendar at a
     /// time as each read completes; a calendar that failed contributes its last events from
     /// the store.
-    async fn read_calendars(&mut self, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn read_calendars(
+        &mut self,
+        now: DateTime<Utc>,
+        deadlines: Deadlines,
+    ) -> Result<(), StoreError> {
         let (from, to) = schedule::read_window(&self.cfg, now);
         let cals = schedule::calendars_needed(&self.cfg);
         // Until this read is over no calendar counts as read, so a read dropped half way (at
@@ -293,8 +354,27 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         let mut status = BTreeMap::new();
         let mut pending = PendingReads::default();
         let store = self.store.as_ref().filter(|_| !self.dry_run);
-        let mut results = std::pin::pin!(self.calendars.read_all(&cals, from, to));
-        while let Some((cal, result)) = results.next().await {
+        // The reads stop at the read deadline; the calendars not read by then follow as failed.
+        let mut results = std::pin::pin!(
+            self.calendars
+                .read_all(&cals, from, to)
+                .take_until(tokio::time::sleep_until(deadlines.read))
+        );
+        let mut late: Option<std::vec::IntoIter<(CalendarRef, Result<Vec<Event>, String>)>> = None;
+        loop {
+            let (cal, result) = match &mut late {
+                None => match results.next().await {
+                    Some(read) => read,
+                    None => {
+                        late = Some(unread(&cals, &status, &deadlines).into_iter());
+                        continue;
+                    }
+                },
+                Some(rest) => match rest.next() {
+                    Some(read) => read,
+                    None => break,
+                },
+            };
             if let Some(m) = &self.metrics {
                 m.calendar_read(&cal.to_string(), result.is_ok());
             }
@@ -354,7 +434,9 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
     async fn list_queues(
         &self,
         only: Option<&BTreeSet<QueueNo>>,
+        deadlines: Deadlines,
     ) -> BTreeMap<QueueNo, Result<BTreeSet<Member>, String>> {
+        let within = deadlines.share("three quarters", deadlines.poll * 3 / 4);
         // The futures are built before they enter the stream (no closure returning a future
         // inside it), which keeps the cycle's future `Send` for `tokio::spawn`.
         let lists: Vec<_> = self
@@ -363,8 +445,14 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             .iter()
             .filter(|q| only.is_none_or(|o| o.contains(&q.number)))
             .map(|q| {
-                let list = self.pbx.list(&q.number);
-                async move { (q.number.clone(), list.await) }
+                let list = tokio::time::timeout_at(deadlines.list, self.pbx.list(&q.number));
+                let within = &within;
+                async move {
+                    let live = list
+                        .await
+                        .unwrap_or_else(|_| Err(format!("no answer within {within}")));
+                    (q.number.clone(), live)
+                }
             })
             .collect();
         futures::stream::iter(lists)
@@ -417,19 +505,21 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
 
     /// Gathers what a decision needs. `read` = false reuses the events of the last read.
     pub async fn observe(&mut self, read: bool) -> Result<Observation, StoreError> {
-        self.observe_queues(read, None).await
+        let deadlines = Deadlines::from_now(self.cfg.poll_interval);
+        self.observe_queues(read, None, deadlines).await
     }
 
     async fn observe_queues(
         &mut self,
         read: bool,
         only: Option<&BTreeSet<QueueNo>>,
+        deadlines: Deadlines,
     ) -> Result<Observation, StoreError> {
         let at = self.clock.now();
         if read || self.read_status.is_empty() {
-            self.read_calendars(at).await?;
+            self.read_calendars(at, deadlines).await?;
         }
-        let live = self.list_queues(only).await;
+        let live = self.list_queues(only, deadlines).await;
         self.settle_open_intents(&live, at).await?;
         let owned = match &self.store {
             Some(s) => s.owned_all().await?,
@@ -508,6 +598,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         cancel: &CancellationToken,
     ) -> Result<CycleReport, StoreError> {
         let started = std::time::Instant::now();
+        let deadlines = Deadlines::from_now(self.cfg.poll_interval);
         let start_at = self.clock.now();
         // A boundary cycle plans from the last read and only touches the queues whose desired
         // set changed, so the shift change reaches TRiNG in one `list` and one write.
@@ -531,7 +622,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         };
         // Reads may be dropped at shutdown (nothing is written yet); writes may not (`act`).
         let obs = tokio::select! {
-            o = self.observe_queues(mode == Mode::Full, only.as_ref()) => o?,
+            o = self.observe_queues(mode == Mode::Full, only.as_ref(), deadlines) => o?,
             _ = cancel.cancelled() => {
                 info!("shutdown requested while reading; cycle abandoned before any write");
                 return Ok(CycleReport { interrupted: true, ..CycleReport::default() });
@@ -590,7 +681,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         // or a shutdown leaves exactly one write to settle (SPEC §3 rule 7, §5).
         for plan in &decision.plans {
             let live = obs.live.get(&plan.queue).and_then(|r| r.as_ref().ok());
-            let r = self.act(plan, live, cancel).await?;
+            let r = self.act(plan, live, cancel, &deadlines).await?;
             report.adds += r.adds;
             report.dels += r.dels;
             report.refused += r.refused;
@@ -649,12 +740,13 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         plan: &QueuePlan,
         live: Option<&BTreeSet<Member>>,
         cancel: &CancellationToken,
+        deadlines: &Deadlines,
     ) -> Result<CycleReport, StoreError> {
         let mut report = CycleReport::default();
         if let Some(live) = live {
             report.live_after.insert(plan.queue.clone(), live.clone());
         }
-        self.act_on(plan, cancel, &mut report).await?;
+        self.act_on(plan, cancel, deadlines, &mut report).await?;
         Ok(report)
     }
 
@@ -662,6 +754,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         &self,
         plan: &QueuePlan,
         cancel: &CancellationToken,
+        deadlines: &Deadlines,
         report: &mut CycleReport,
     ) -> Result<(), StoreError> {
         let q = &plan.queue;
@@ -711,10 +804,21 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             store.forget_owned(q, m).await?;
         }
 
-        for a in &plan.actions {
+        for (n, a) in plan.actions.iter().enumerate() {
             // SPEC §5 / STYLE 11: shutdown is checked between writes, never inside one.
             if cancel.is_cancelled() {
                 report.interrupted = true;
+                return Ok(());
+            }
+            // No write starts after the cycle's time is up; the next cycle plans them again.
+            if tokio::time::Instant::now() >= deadlines.write {
+                let left = plan.actions.len() - n;
+                let line = format!(
+                    "queue {q}: {left} write(s) postponed to the next cycle: this one reached poll_interval {}",
+                    humantime::format_duration(round_ms(deadlines.poll))
+                );
+                warn!("{line}");
+                report.errors.push(line);
                 return Ok(());
             }
             let person = a.person.as_deref().unwrap_or("-");

@@ -18,8 +18,8 @@ use rooster::model::{
     Event, EventKind, EventTime, Mailbox, Member, QueueNo, Secret, Sensitivity, ShowAs,
 };
 use rooster::plan::ActionKind;
-use rooster::sim::graph::{GraphSim, GraphSimOptions};
-use rooster::sim::tring::{Action, SimTringOptions, TringSim};
+use rooster::sim::graph::{GraphFault, GraphFaultKind, GraphSim, GraphSimOptions};
+use rooster::sim::tring::{Action, Fault, FaultKind, SimTringOptions, TringSim};
 use rooster::store::{OpenMode, Store};
 use rooster::tring::{RetryPolicy as TringRetry, TringClient, TringClientOptions, WriteOutcome};
 use tokio::time::timeout;
@@ -395,6 +395,162 @@ async fn calendar_reads_are_recorded_in_batches_and_rewritten_only_when_changed(
     for (b, a) in before.iter().zip(&after) {
         assert!(a.last_good_read > b.last_good_read, "{}", a.calendar);
     }
+}
+
+/// A reconciler like `Harness::reconciler` but with `poll_interval` shortened (the config's
+/// 10 s minimum would make these tests slow).
+async fn reconciler_polling_every(
+    h: &Harness,
+    poll: Duration,
+) -> Reconciler<GraphClient, TringClient, SystemClock> {
+    let mut cfg = (*h.cfg).clone();
+    cfg.poll_interval = poll;
+    let (g, t) = h.clients();
+    Reconciler::new(
+        Arc::new(cfg),
+        g,
+        t,
+        SystemClock,
+        Some(h.store().await),
+        false,
+    )
+    .await
+    .unwrap()
+}
+
+/// Jan, Piet and Anouk all on a Support and a Sales shift now.
+fn everyone_on_shift(h: &Harness) {
+    let now = Utc::now();
+    let (from, to) = (
+        now - chrono::Duration::hours(1),
+        now + chrono::Duration::hours(1),
+    );
+    for p in ["jan", "piet", "anouk"] {
+        h.graph.set_events(
+            &mb(&format!("{p}@t.nl")),
+            None,
+            vec![
+                shift(&format!("{p}-support"), "Support", from, to),
+                shift(&format!("{p}-sales"), "Sales", from, to),
+            ],
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_calendar_not_read_within_half_the_poll_interval_counts_as_failed() {
+    // SPEC §5: a cycle ends within poll_interval even when a calendar never answers; the
+    // calendars not read by then count as failed (rule 1), the rest proceeds.
+    let h = Harness::start().await;
+    everyone_on_shift(&h);
+    let mut rec = h.reconciler(Some(h.store().await), false).await;
+    assert!(cycle(&mut rec).await.all_good());
+    drop(rec);
+    assert_eq!(
+        h.members("600"),
+        set(&["ext:201", "ext:202", "ext:203", "ext:299"])
+    );
+    // Piet's shifts are deleted but his calendar stops answering; Jan is removed by hand.
+    h.graph.set_events(&mb("piet@t.nl"), None, vec![]);
+    h.graph.inject(GraphFault {
+        mailbox: Some(mb("piet@t.nl")),
+        kind: GraphFaultKind::Delay(Duration::from_secs(10)),
+        times: None,
+    });
+    h.tring
+        .set_members(&q("600"), vec![m("ext:202"), m("ext:203"), m("ext:299")]);
+    let mut rec = reconciler_polling_every(&h, Duration::from_secs(2)).await;
+    let started = std::time::Instant::now();
+    let report = cycle(&mut rec).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the cycle waited {:?} for a calendar that answers after 10 s",
+        started.elapsed()
+    );
+    assert_eq!(report.calendars_failed, 1, "{:?}", report.errors);
+    assert!(
+        report.errors.iter().any(|e| e
+            == "calendar piet@t.nl: not read within 1s (half of poll_interval 2s); counted as failed this cycle"),
+        "{:?}",
+        report.errors
+    );
+    assert_eq!(report.adds, 1, "Jan is added back: {:?}", report.errors);
+    assert_eq!(report.dels, 0, "nothing removed on Piet's unread calendar");
+    assert_eq!(
+        h.members("600"),
+        set(&["ext:201", "ext:202", "ext:203", "ext:299"])
+    );
+}
+
+#[tokio::test]
+async fn a_queue_not_listed_within_three_quarters_of_the_poll_interval_is_left_alone() {
+    let h = Harness::start().await;
+    everyone_on_shift(&h);
+    h.tring.inject(Fault {
+        queue: Some(q("610")),
+        action: Some(Action::List),
+        kind: FaultKind::Delay(Duration::from_secs(10)),
+        times: None,
+    });
+    let mut rec = reconciler_polling_every(&h, Duration::from_secs(2)).await;
+    let report = cycle(&mut rec).await;
+    assert_eq!(report.queues_failed, 1, "{:?}", report.errors);
+    assert!(
+        report.errors.iter().any(|e| e
+            == "queue 610: list failed: no answer within 1s 500ms (three quarters of poll_interval 2s)"),
+        "{:?}",
+        report.errors
+    );
+    assert_eq!(
+        h.members("610"),
+        set(&[]),
+        "nothing written to the unlisted queue"
+    );
+    assert_eq!(
+        h.members("600"),
+        set(&["ext:201", "ext:202", "ext:203", "ext:299"])
+    );
+}
+
+#[tokio::test]
+async fn writes_not_started_within_the_poll_interval_wait_for_the_next_cycle() {
+    let h = Harness::start().await;
+    everyone_on_shift(&h);
+    // Each add takes 700 ms: within a 2 s cycle at most three can start.
+    h.tring.inject(Fault {
+        queue: None,
+        action: Some(Action::Add),
+        kind: FaultKind::Delay(Duration::from_millis(700)),
+        times: None,
+    });
+    let mut rec = reconciler_polling_every(&h, Duration::from_secs(2)).await;
+    let report = cycle(&mut rec).await;
+    assert!(
+        (1..=3).contains(&report.adds),
+        "{} adds in a 2 s cycle of 700 ms adds: {:?}",
+        report.adds,
+        report.errors
+    );
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.contains("postponed to the next cycle: this one reached poll_interval 2s")),
+        "{:?}",
+        report.errors
+    );
+    let open = rec.store().unwrap().open_intents().await.unwrap();
+    assert!(open.is_empty(), "a write was abandoned half way: {open:?}");
+    // The next cycle, with time enough, finishes the job.
+    drop(rec);
+    let mut rec = h.reconciler(Some(h.store().await), false).await;
+    let report = cycle(&mut rec).await;
+    assert!(report.all_good(), "{:?}", report.errors);
+    assert_eq!(
+        h.members("600"),
+        set(&["ext:201", "ext:202", "ext:203", "ext:299"])
+    );
+    assert_eq!(h.members("610"), set(&["ext:201", "ext:202", "ext:203"]));
 }
 
 #[tokio::test]
