@@ -850,7 +850,7 @@ impl Calendars for CountedCalendars {
         cals: &'a [CalendarRef],
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> impl Stream<Item = (CalendarRef, Result<Vec<Event>, String>)> + Send + 'a {
+    ) -> impl Stream<Item = rooster::cycle::CalendarResult> + Send + 'a {
         self.reads.fetch_add(1, Ordering::Relaxed);
         Calendars::read_all(&self.inner, cals, from, to)
     }

@@ -79,7 +79,7 @@ fn unread(
     cals: &[CalendarRef],
     read: &BTreeMap<CalendarRef, CalendarStatus>,
     deadlines: &Deadlines,
-) -> Vec<(CalendarRef, Result<Vec<Event>, String>)> {
+) -> Vec<CalendarResult> {
     let within = deadlines.share("half", deadlines.poll / 2);
     cals.iter()
         .filter(|c| !read.contains_key(*c))
@@ -89,6 +89,9 @@ fn unread(
         })
         .collect()
 }
+
+/// One calendar's read: its events, or the sentence saying why not.
+pub type CalendarResult = (CalendarRef, Result<Vec<Event>, String>);
 
 /// Where calendars come from: Graph, or a fake in tests.
 pub trait Calendars: Send + Sync {
@@ -101,7 +104,7 @@ pub trait Calendars: Send + Sync {
         cals: &'a [CalendarRef],
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> impl Stream<Item = (CalendarRef, Result<Vec<Event>, String>)> + Send + 'a;
+    ) -> impl Stream<Item = CalendarResult> + Send + 'a;
 }
 
 /// Why a TRiNG write did not succeed.
@@ -145,7 +148,7 @@ impl Calendars for GraphClient {
         cals: &'a [CalendarRef],
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> impl Stream<Item = (CalendarRef, Result<Vec<Event>, String>)> + Send + 'a {
+    ) -> impl Stream<Item = CalendarResult> + Send + 'a {
         self.read_stream(cals, from, to)
             .map(|(cal, r)| (cal, r.map(|read| read.events).map_err(|e| e.to_string())))
     }
@@ -360,7 +363,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                 .read_all(&cals, from, to)
                 .take_until(tokio::time::sleep_until(deadlines.read))
         );
-        let mut late: Option<std::vec::IntoIter<(CalendarRef, Result<Vec<Event>, String>)>> = None;
+        let mut late: Option<std::vec::IntoIter<CalendarResult>> = None;
         loop {
             let (cal, result) = match &mut late {
                 None => match results.next().await {
