@@ -490,15 +490,19 @@ pub async fn status(
 ) -> Result<u8, CommandError> {
     let tz = cfg.timezone;
     let store = Store::open(&cfg.state, OpenMode::ReadOnly).await?;
-    let events = store.last_events().await?;
     let owned = store.owned_all().await?;
     let refusals = store.refusals().await?;
     let cal_states = store.calendar_states().await?;
     let last_cycle = store.last_cycle().await?;
     let (_, tring) = clients(&cfg, secrets)?;
     let now = Utc::now();
-    // One schedule for the three questions (it is the expensive part at 100,000 events).
-    let sched = schedule::Schedule::new(&cfg, &events);
+    // One schedule for the three questions (it is the expensive part at 100,000 events),
+    // built one stored calendar at a time.
+    let mut builder = schedule::ScheduleBuilder::new(&cfg);
+    store
+        .each_last_events(|cal, events| builder.add_calendar(&cal, &events))
+        .await?;
+    let sched = builder.finish();
     let desired = sched.desired_at(&cfg, now);
     let boundary = sched.next_boundary(&cfg, now);
     let after = boundary.map(|b| sched.desired_at(&cfg, b));

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use serde::Serialize;
 use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
@@ -926,21 +927,36 @@ impl Store {
 
     /// The events of each calendar's last good read.
     pub async fn last_events(&self) -> Result<BTreeMap<CalendarRef, Vec<Event>>, StoreError> {
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
+        let mut out = BTreeMap::new();
+        self.each_last_events(|calendar, events| {
+            out.insert(calendar, events);
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Hands each calendar's last good read to `each`, one calendar at a time, so a large
+    /// tenant's events are never all in memory at once (`rooster status` builds its schedule
+    /// this way).
+    pub async fn each_last_events(
+        &self,
+        mut each: impl FnMut(CalendarRef, Vec<Event>),
+    ) -> Result<(), StoreError> {
+        let step = "reading the last events";
+        let mut rows = sqlx::query_as::<_, (String, String, String)>(
             "SELECT mailbox, calendar_name, last_events FROM calendar_state \
              WHERE last_events IS NOT NULL",
         )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.query_failed("reading the last events"))?;
-        rows.into_iter()
-            .map(|(mailbox, name, json)| {
-                let calendar = self.calendar(&mailbox, name)?;
-                let events = serde_json::from_str(&json)
-                    .map_err(|e| self.corrupt(format!("events of calendar {calendar}"), e))?;
-                Ok((calendar, events))
-            })
-            .collect()
+        .fetch(&self.pool);
+        while let Some((mailbox, name, json)) =
+            rows.try_next().await.map_err(self.query_failed(step))?
+        {
+            let calendar = self.calendar(&mailbox, name)?;
+            let events = serde_json::from_str(&json)
+                .map_err(|e| self.corrupt(format!("events of calendar {calendar}"), e))?;
+            each(calendar, events);
+        }
+        Ok(())
     }
 
     /// The events of one calendar's last good read, `None` when it was never read well. The
