@@ -1985,6 +1985,17 @@ mod tests {
     }
 
     #[test]
+    fn an_activation_stays_small() {
+        // 100,000 of them at 2,000 calendars (issue 8, peak RSS ≤ 40 MB): instants and indices
+        // only, no strings, no vectors.
+        assert!(
+            std::mem::size_of::<Activation>() <= 52,
+            "{} bytes",
+            std::mem::size_of::<Activation>()
+        );
+    }
+
+    #[test]
     fn the_order_calendars_are_added_in_does_not_change_the_schedule() {
         // Calendars arrive in whatever order their reads complete. Jan and Piet share
         // extension 201, so the desired member's name list shows the activations' order.
