@@ -64,14 +64,17 @@ impl Deadlines {
     fn share(&self, part: &str, d: Duration) -> String {
         format!(
             "{} ({part} of poll_interval {})",
-            humantime::format_duration(round_ms(d)),
-            humantime::format_duration(round_ms(self.poll))
+            human(d),
+            human(self.poll)
         )
     }
 }
 
-fn round_ms(d: Duration) -> Duration {
-    Duration::from_millis(d.as_millis().try_into().unwrap_or(u64::MAX))
+/// A duration as an operator reads it, to the millisecond: `1m 30s`, `1s 500ms`.
+fn human(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_millis(
+        d.as_millis().try_into().unwrap_or(u64::MAX),
+    ))
 }
 
 /// The calendars of `cals` with no result yet when the read deadline passed, as failed reads.
@@ -270,6 +273,8 @@ pub struct Reconciler<C, P, K> {
     schedule: Arc<Schedule>,
     /// Which calendars feed each queue (rule 1); fixed by the config.
     feeds: BTreeMap<QueueNo, Feeds>,
+    /// Every calendar some rule reads; fixed by the config.
+    needed: Vec<CalendarRef>,
     /// Every person's own calendar, for queues an `own` rule feeds.
     own_calendars: Vec<CalendarRef>,
     /// Each queue's desired set as of the last cycle: a boundary cycle only touches the
@@ -293,7 +298,8 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         // The first cycle always reads (`read_status` is empty); until then the schedule is
         // empty and no calendar counts as read.
         Ok(Reconciler {
-            schedule: Arc::new(ScheduleBuilder::new(&cfg).finish()),
+            schedule: Arc::new(Schedule::default()),
+            needed: schedule::calendars_needed(&cfg),
             feeds: schedule::queue_feeds(&cfg),
             own_calendars: schedule::own_calendars(&cfg).into_iter().collect(),
             fingerprints: HashMap::new(),
@@ -346,13 +352,12 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         deadlines: Deadlines,
     ) -> Result<(), StoreError> {
         let (from, to) = schedule::read_window(&self.cfg, now);
-        let cals = schedule::calendars_needed(&self.cfg);
         // Until this read is over no calendar counts as read, so a read dropped half way (at
         // shutdown) can never lead to a removal. The old schedule goes first: at 100,000
         // events two side by side would set the daemon's peak memory.
         self.read_status.clear();
         let expected = self.schedule.len();
-        self.schedule = Arc::new(ScheduleBuilder::new(&self.cfg).finish());
+        self.schedule = Arc::new(Schedule::default());
         let mut builder = ScheduleBuilder::new(&self.cfg).with_capacity(expected + expected / 8);
         let mut status = BTreeMap::new();
         let mut pending = PendingReads::default();
@@ -360,7 +365,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         // The reads stop at the read deadline; the calendars not read by then follow as failed.
         let mut results = std::pin::pin!(
             self.calendars
-                .read_all(&cals, from, to)
+                .read_all(&self.needed, from, to)
                 .take_until(tokio::time::sleep_until(deadlines.read))
         );
         let mut late: Option<std::vec::IntoIter<CalendarResult>> = None;
@@ -369,7 +374,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                 None => match results.next().await {
                     Some(read) => read,
                     None => {
-                        late = Some(unread(&cals, &status, &deadlines).into_iter());
+                        late = Some(unread(&self.needed, &status, &deadlines).into_iter());
                         continue;
                     }
                 },
@@ -424,9 +429,6 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         if let Some(s) = store {
             pending.flush(s, now).await?;
         }
-        // Calendars no rule needs any more are forgotten.
-        let needed: HashSet<&CalendarRef> = cals.iter().collect();
-        self.fingerprints.retain(|c, _| needed.contains(c));
         self.schedule = Arc::new(builder.finish());
         self.read_status = status;
         Ok(())
@@ -818,7 +820,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                 let left = plan.actions.len() - n;
                 let line = format!(
                     "queue {q}: {left} write(s) postponed to the next cycle: this one reached poll_interval {}",
-                    humantime::format_duration(round_ms(deadlines.poll))
+                    human(deadlines.poll)
                 );
                 warn!("{line}");
                 report.errors.push(line);

@@ -321,8 +321,9 @@ pub fn next_boundary(
 /// name none) are tried. What is kept per activation is small and fixed (instants and
 /// indices, about 50 bytes): persons are indices, members are made from the config when
 /// asked, and subjects are kept once however many events share them (issue 8: 100,000 events
-/// at 2,000 calendars).
-#[derive(Debug, Clone)]
+/// at 2,000 calendars). `Schedule::default()` is the empty one: no events, nothing desired
+/// but static and fallback members.
+#[derive(Debug, Clone, Default)]
 pub struct Schedule {
     /// Sorted by rule, then calendar as the rule lists them (person order for `own`), then
     /// event: persons sharing a member are named in this order.

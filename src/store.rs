@@ -952,8 +952,7 @@ impl Store {
             rows.try_next().await.map_err(self.query_failed(step))?
         {
             let calendar = self.calendar(&mailbox, name)?;
-            let events = serde_json::from_str(&json)
-                .map_err(|e| self.corrupt(format!("events of calendar {calendar}"), e))?;
+            let events = self.decode_events(&calendar, &json)?;
             each(calendar, events);
         }
         Ok(())
@@ -975,11 +974,14 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .map_err(self.query_failed("reading the last events"))?;
-        row.map(|(json,)| {
-            serde_json::from_str(&json)
-                .map_err(|e| self.corrupt(format!("events of calendar {calendar}"), e))
-        })
-        .transpose()
+        row.map(|(json,)| self.decode_events(calendar, &json))
+            .transpose()
+    }
+
+    /// A calendar's stored events, as `record_calendar_reads` encoded them.
+    fn decode_events(&self, calendar: &CalendarRef, json: &str) -> Result<Vec<Event>, StoreError> {
+        serde_json::from_str(json)
+            .map_err(|e| self.corrupt(format!("events of calendar {calendar}"), e))
     }
 
     fn calendar(&self, mailbox: &str, name: String) -> Result<CalendarRef, StoreError> {
