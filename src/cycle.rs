@@ -330,6 +330,9 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
     pub fn calendars(&self) -> &C {
         &self.calendars
     }
+    pub fn pbx(&self) -> &P {
+        &self.pbx
+    }
     pub fn store(&self) -> Option<&Store> {
         self.store.as_ref()
     }
@@ -682,11 +685,31 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             }
         }
 
-        // One write at a time, queue after queue: at most one intent is ever open, so a crash
-        // or a shutdown leaves exactly one write to settle (SPEC §3 rule 7, §5).
-        for plan in &decision.plans {
-            let live = obs.live.get(&plan.queue).and_then(|r| r.as_ref().ok());
-            let r = self.act(plan, live, cancel, &deadlines).await?;
+        // Queues are written side by side, at most `TRING_CONCURRENCY` at once, and each
+        // queue's plan one write at a time in plan order (tring-api.md "Limits": 4 requests in
+        // flight, writes to one queue spaced). Every write still sits between its intent and
+        // its outcome, so a crash leaves at most one open intent per queue being written, each
+        // settled against that queue's `list` on the next start (SPEC §3 rule 7); on shutdown
+        // every write in flight is finished and recorded (SPEC §5). Each queue's part runs to
+        // its end (never dropped mid-write) and the parts merge in plan order, so the report
+        // does not depend on which queue finished first.
+        let parts: Vec<_> = decision
+            .plans
+            .iter()
+            .enumerate()
+            .map(|(n, plan)| {
+                let live = obs.live.get(&plan.queue).and_then(|r| r.as_ref().ok());
+                let part = self.act(plan, live, cancel, &deadlines);
+                async move { (n, part.await) }
+            })
+            .collect();
+        let mut parts: Vec<_> = futures::stream::iter(parts)
+            .buffer_unordered(TRING_CONCURRENCY)
+            .collect()
+            .await;
+        parts.sort_by_key(|(n, _)| *n);
+        for (_, part) in parts {
+            let r = part?;
             report.adds += r.adds;
             report.dels += r.dels;
             report.refused += r.refused;
@@ -694,9 +717,6 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             report.interrupted |= r.interrupted;
             for (q, live) in r.live_after {
                 report.live_after.insert(q, live);
-            }
-            if report.interrupted {
-                break;
             }
         }
 
@@ -748,6 +768,11 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         deadlines: &Deadlines,
     ) -> Result<CycleReport, StoreError> {
         let mut report = CycleReport::default();
+        // A queue whose turn comes after shutdown was requested is not started at all.
+        if cancel.is_cancelled() {
+            report.interrupted = true;
+            return Ok(report);
+        }
         if let Some(live) = live {
             report.live_after.insert(plan.queue.clone(), live.clone());
         }

@@ -384,8 +384,9 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal),
             OpenMode::ReadOnly => options.read_only(true),
         };
-        // One connection for the writer: its transactions never wait on each other, and
-        // the daemon writes one thing at a time anyway.
+        // One connection for the writer: its transactions never wait on each other (no
+        // SQLITE_BUSY between them); the cycle's queue writers take turns on it, and each of
+        // their transactions is one short row.
         let max = match mode {
             OpenMode::Writer => 1,
             OpenMode::ReadOnly => 2,

@@ -64,14 +64,21 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Harness {
+        Harness::start_with(&[]).await
+    }
+
+    /// With `extra` queues besides 600/610/620, each fed by the category of its own number.
+    async fn start_with(extra: &[&str]) -> Harness {
+        let mut queues = vec![
+            (q("600"), vec![m("ext:299")]),
+            (q("610"), vec![]),
+            (q("620"), vec![]),
+        ];
+        queues.extend(extra.iter().map(|n| (q(n), vec![])));
         let tring = TringSim::start(SimTringOptions {
             key: Secret::new(KEY),
             tenant: "ACME".into(),
-            queues: vec![
-                (q("600"), vec![m("ext:299")]),
-                (q("610"), vec![]),
-                (q("620"), vec![]),
-            ],
+            queues,
             ..SimTringOptions::default()
         })
         .await
@@ -142,6 +149,11 @@ queues = ["610"]
             graph.base_url(),
             graph.authority()
         );
+        let text = extra.iter().fold(text, |t, n| {
+            t + &format!(
+                "[[queue]]\nnumber = \"{n}\"\n[[rule]]\nname = \"{n} shifts\"\ncalendar = \"own\"\nmatch = {{ categories = [\"Q{n}\"] }}\nqueues = [\"{n}\"]\n"
+            )
+        });
         let path = dir.path().join("rooster.toml");
         std::fs::write(&path, &text).unwrap();
         let cfg = Arc::new(Config::parse(&text, &path).unwrap());
@@ -516,18 +528,19 @@ async fn a_queue_not_listed_within_three_quarters_of_the_poll_interval_is_left_a
 async fn writes_not_started_within_the_poll_interval_wait_for_the_next_cycle() {
     let h = Harness::start().await;
     everyone_on_shift(&h);
-    // Each add takes 700 ms: within a 2 s cycle at most three can start.
+    // Each add takes 1.1 s: within a 2 s cycle at most two can start in each queue (queues
+    // are written side by side, one write at a time each), and each queue has three to make.
     h.tring.inject(Fault {
         queue: None,
         action: Some(Action::Add),
-        kind: FaultKind::Delay(Duration::from_millis(700)),
+        kind: FaultKind::Delay(Duration::from_millis(1100)),
         times: None,
     });
     let mut rec = reconciler_polling_every(&h, Duration::from_secs(2)).await;
     let report = cycle(&mut rec).await;
     assert!(
-        (1..=3).contains(&report.adds),
-        "{} adds in a 2 s cycle of 700 ms adds: {:?}",
+        (1..=4).contains(&report.adds),
+        "{} adds in a 2 s cycle of 1.1 s adds: {:?}",
         report.adds,
         report.errors
     );
@@ -551,6 +564,105 @@ async fn writes_not_started_within_the_poll_interval_wait_for_the_next_cycle() {
         set(&["ext:201", "ext:202", "ext:203", "ext:299"])
     );
     assert_eq!(h.members("610"), set(&["ext:201", "ext:202", "ext:203"]));
+}
+
+/// Counts writes in flight, in all and per queue, around the real client.
+struct CountingPbx {
+    inner: TringClient,
+    now: std::sync::Mutex<(usize, std::collections::HashMap<QueueNo, usize>)>,
+    most: std::sync::Mutex<(usize, usize)>,
+}
+
+impl Pbx for CountingPbx {
+    async fn list(&self, queue: &QueueNo) -> Result<BTreeSet<Member>, String> {
+        Pbx::list(&self.inner, queue).await
+    }
+    async fn write(
+        &self,
+        kind: ActionKind,
+        queue: &QueueNo,
+        member: &Member,
+    ) -> Result<WriteOutcome, WriteError> {
+        {
+            let mut now = self.now.lock().unwrap();
+            now.0 += 1;
+            let in_queue = {
+                let n = now.1.entry(queue.clone()).or_default();
+                *n += 1;
+                *n
+            };
+            let mut most = self.most.lock().unwrap();
+            *most = (most.0.max(now.0), most.1.max(in_queue));
+        }
+        let r = Pbx::write(&self.inner, kind, queue, member).await;
+        let mut now = self.now.lock().unwrap();
+        now.0 -= 1;
+        *now.1.get_mut(queue).unwrap() -= 1;
+        r
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queues_are_written_side_by_side_and_each_queue_one_write_at_a_time() {
+    // tring-api.md "Limits": at most 4 requests in flight, writes to one queue spaced. Six
+    // queues with three adds each, every add taking 50 ms on the wire: the cycle has four
+    // queues' writes in flight at once, never more, and never two to one queue.
+    let extra = ["700", "701", "702", "703", "704", "705"];
+    let h = Harness::start_with(&extra).await;
+    let now = Utc::now();
+    for p in ["jan", "piet", "anouk"] {
+        let shifts = extra
+            .iter()
+            .map(|n| {
+                shift(
+                    &format!("{p}-{n}"),
+                    &format!("Q{n}"),
+                    now - chrono::Duration::hours(1),
+                    now + chrono::Duration::hours(1),
+                )
+            })
+            .collect();
+        h.graph.set_events(&mb(&format!("{p}@t.nl")), None, shifts);
+    }
+    h.tring.inject(Fault {
+        queue: None,
+        action: Some(Action::Add),
+        kind: FaultKind::Delay(Duration::from_millis(50)),
+        times: None,
+    });
+    let (g, t) = h.clients();
+    let pbx = CountingPbx {
+        inner: t,
+        now: Default::default(),
+        most: Default::default(),
+    };
+    let mut rec = Reconciler::new(
+        h.cfg.clone(),
+        g,
+        pbx,
+        SystemClock,
+        Some(h.store().await),
+        false,
+    )
+    .await
+    .unwrap();
+    let report = cycle(&mut rec).await;
+    assert!(report.all_good(), "{:?}", report.errors);
+    assert_eq!(report.adds, 18);
+    for n in extra {
+        assert_eq!(
+            h.members(n),
+            set(&["ext:201", "ext:202", "ext:203"]),
+            "queue {n}"
+        );
+    }
+    let open = rec.store().unwrap().open_intents().await.unwrap();
+    assert!(open.is_empty(), "{open:?}");
+    assert_eq!(
+        *rec.pbx().most.lock().unwrap(),
+        (4, 1),
+        "(most writes in flight, most in flight to one queue)"
+    );
 }
 
 #[tokio::test]
