@@ -756,6 +756,7 @@ async fn crash_and_restart(c: &Crash) -> String {
     h.pbx.hang_at(None);
     let before = h.live();
     h.tring.clear_requests();
+    h.pbx.take_lists();
 
     let mut rec = h.reconciler().await; // panics if the lock was not released
     let open = within(
@@ -807,9 +808,15 @@ async fn crash_and_restart(c: &Crash) -> String {
         }
     }
     // Writes to other queues that were in flight when the process died: each settled by
-    // whether TRiNG had applied it, as the queue showed at restart.
+    // whether TRiNG had applied it, as the restart's `list` of its queue showed. (Not `before`:
+    // a request sent just before the crash may reach the simulator just after it was read.)
+    let listed = h.pbx.take_lists();
     for (id, i) in &open {
-        let present = before[&i.queue].contains(&i.member);
+        let (_, seen) = listed
+            .iter()
+            .find(|(q, _)| *q == i.queue)
+            .unwrap_or_else(|| panic!("{}: the restart did not list {}", c.name, i.queue));
+        let present = seen.contains(&i.member);
         let applied = match i.action {
             WriteAction::Add => present,
             WriteAction::Del => !present,

@@ -333,6 +333,8 @@ struct PbxControl {
     /// When set, used instead of the good client (wrong key, connection refused).
     alt: Option<TringClient>,
     hang: Option<Hang>,
+    /// Every successful `list` answer, in order, until [`TestPbx::take_lists`].
+    lists: Vec<(QueueNo, BTreeSet<Member>)>,
 }
 
 /// A [`Pbx`] over the real [`TringClient`] that a test can redirect to another client or
@@ -362,6 +364,10 @@ impl TestPbx {
     pub fn hang_at(&self, hang: Option<Hang>) {
         self.control().hang = hang;
     }
+    /// The `list` answers seen since the last call, in order.
+    pub fn take_lists(&self) -> Vec<(QueueNo, BTreeSet<Member>)> {
+        std::mem::take(&mut self.control().lists)
+    }
     fn client(&self) -> TringClient {
         self.control()
             .alt
@@ -381,7 +387,11 @@ impl Pbx for TestPbx {
         if hang == Some(Hang::List(queue.clone())) {
             self.hang_forever().await;
         }
-        Pbx::list(&self.client(), queue).await
+        let live = Pbx::list(&self.client(), queue).await;
+        if let Ok(members) = &live {
+            self.control().lists.push((queue.clone(), members.clone()));
+        }
+        live
     }
 
     async fn write(
