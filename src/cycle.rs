@@ -281,6 +281,7 @@ pub struct Reconciler<C, P, K> {
     /// queues whose set changed since.
     last_desired: BTreeMap<QueueNo, BTreeSet<Member>>,
     read_status: BTreeMap<CalendarRef, CalendarStatus>,
+    /// The skipped-event warnings already logged that still hold (their events not over).
     warned: HashSet<String>,
     metrics: Option<Arc<Metrics>>,
 }
@@ -670,12 +671,16 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                 report.errors.push(line);
             }
         }
+        // Skipped events are warnings, not failures (SPEC §4), and said once per event. The
+        // set remembered is this cycle's warnings (events not yet over), so it does not grow
+        // for as long as the daemon runs.
+        let said = std::mem::take(&mut self.warned);
         for w in &decision.desired.warnings {
-            // Skipped events are warnings, not failures (SPEC §4), and said once per event.
             let line = w.to_string();
-            if self.warned.insert(line.clone()) {
+            if !said.contains(&line) && !self.warned.contains(&line) {
                 warn!("{line}");
             }
+            self.warned.insert(line);
         }
         for (q, r) in &obs.live {
             if let Err(e) = r {

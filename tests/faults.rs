@@ -1288,3 +1288,43 @@ async fn state_disk_full_never_writes_without_an_intent() {
     within("close", 10, store.close()).await;
     h.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Skipped-event warnings (SPEC §4): said once per event, and the daemon's memory of what it
+// said holds only the warnings that still apply, so it does not grow for as long as it runs.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skipped_event_is_warned_once_and_again_only_when_it_comes_back() {
+    let h = Harness::start().await;
+    let piket = events(h.now)[PIKET].clone();
+    let unknown = event(
+        "piket-unknown",
+        "piket Zwaantje Onbekend",
+        &[],
+        h.now + chrono::Duration::hours(1),
+        h.now + chrono::Duration::hours(3),
+    );
+    let with_unknown = || [piket.clone(), vec![unknown.clone()]].concat();
+    let said = || {
+        log_text()
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("Zwaantje Onbekend"))
+            .count()
+    };
+    h.graph.set_events(&mailbox(PIKET), None, with_unknown());
+    let mut rec = h.reconciler().await;
+    for _ in 0..3 {
+        run_cycle(&mut rec).await;
+    }
+    assert_eq!(said(), 1, "warned once over three cycles");
+    // The event is deleted: nothing to say, and nothing remembered.
+    h.graph.set_events(&mailbox(PIKET), None, piket.clone());
+    run_cycle(&mut rec).await;
+    // Someone puts it back: it is news again, said once more.
+    h.graph.set_events(&mailbox(PIKET), None, with_unknown());
+    run_cycle(&mut rec).await;
+    run_cycle(&mut rec).await;
+    assert_eq!(said(), 2, "warned again once the event came back");
+    drop(rec);
+    h.shutdown().await;
+}
