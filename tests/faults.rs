@@ -756,7 +756,7 @@ async fn crash_and_restart(c: &Crash) -> String {
     h.pbx.hang_at(None);
     let before = h.live();
     h.tring.clear_requests();
-    h.pbx.take_lists();
+    h.pbx.record_lists();
 
     let mut rec = h.reconciler().await; // panics if the lock was not released
     let open = within(

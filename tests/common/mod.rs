@@ -333,8 +333,9 @@ struct PbxControl {
     /// When set, used instead of the good client (wrong key, connection refused).
     alt: Option<TringClient>,
     hang: Option<Hang>,
-    /// Every successful `list` answer, in order, until [`TestPbx::take_lists`].
-    lists: Vec<(QueueNo, BTreeSet<Member>)>,
+    /// Every successful `list` answer, in order, from [`TestPbx::record_lists`] until
+    /// [`TestPbx::take_lists`]; not recording otherwise (the soak lists for hours).
+    lists: Option<Vec<(QueueNo, BTreeSet<Member>)>>,
 }
 
 /// A [`Pbx`] over the real [`TringClient`] that a test can redirect to another client or
@@ -364,9 +365,13 @@ impl TestPbx {
     pub fn hang_at(&self, hang: Option<Hang>) {
         self.control().hang = hang;
     }
-    /// The `list` answers seen since the last call, in order.
+    /// Starts recording `list` answers.
+    pub fn record_lists(&self) {
+        self.control().lists = Some(Vec::new());
+    }
+    /// The `list` answers seen since [`TestPbx::record_lists`], in order; stops recording.
     pub fn take_lists(&self) -> Vec<(QueueNo, BTreeSet<Member>)> {
-        std::mem::take(&mut self.control().lists)
+        self.control().lists.take().unwrap_or_default()
     }
     fn client(&self) -> TringClient {
         self.control()
@@ -388,8 +393,8 @@ impl Pbx for TestPbx {
             self.hang_forever().await;
         }
         let live = Pbx::list(&self.client(), queue).await;
-        if let Ok(members) = &live {
-            self.control().lists.push((queue.clone(), members.clone()));
+        if let (Ok(members), Some(lists)) = (&live, &mut self.control().lists) {
+            lists.push((queue.clone(), members.clone()));
         }
         live
     }
