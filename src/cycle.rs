@@ -698,20 +698,25 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         // every write in flight is finished and recorded (SPEC §5). Each queue's part runs to
         // its end (never dropped mid-write) and the parts merge in plan order, so the report
         // does not depend on which queue finished first.
-        let parts: Vec<_> = decision
-            .plans
-            .iter()
-            .enumerate()
-            .map(|(n, plan)| {
+        // A queue's part is built only when its turn comes: an unstarted one is as large as
+        // its deepest await (the HTTP request inside), and a tenant has hundreds of queues.
+        let mut waiting = decision.plans.iter().enumerate();
+        let mut running = futures::stream::FuturesUnordered::new();
+        let mut parts = Vec::with_capacity(decision.plans.len());
+        loop {
+            while running.len() < TRING_CONCURRENCY {
+                let Some((n, plan)) = waiting.next() else {
+                    break;
+                };
                 let live = obs.live.get(&plan.queue).and_then(|r| r.as_ref().ok());
                 let part = self.act(plan, live, cancel, &deadlines);
-                async move { (n, part.await) }
-            })
-            .collect();
-        let mut parts: Vec<_> = futures::stream::iter(parts)
-            .buffer_unordered(TRING_CONCURRENCY)
-            .collect()
-            .await;
+                running.push(async move { (n, part.await) });
+            }
+            match running.next().await {
+                Some(done) => parts.push(done),
+                None => break,
+            }
+        }
         parts.sort_by_key(|(n, _)| *n);
         for (_, part) in parts {
             let r = part?;
