@@ -44,6 +44,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(4500);
 #[derive(Debug, Clone, Copy)]
 struct Deadlines {
     poll: Duration,
+    start: tokio::time::Instant,
     read: tokio::time::Instant,
     list: tokio::time::Instant,
     write: tokio::time::Instant,
@@ -54,6 +55,7 @@ impl Deadlines {
         let now = tokio::time::Instant::now();
         Deadlines {
             poll,
+            start: now,
             read: now + poll / 2,
             list: now + poll * 3 / 4,
             write: now + poll,
@@ -61,10 +63,11 @@ impl Deadlines {
     }
 
     /// `d` as an operator reads it, with the interval it is part of.
-    fn share(&self, part: &str, d: Duration) -> String {
+    /// "1s (half of poll_interval 2s)": the time a deadline gave, for the sentences.
+    fn share(&self, part: &str, deadline: tokio::time::Instant) -> String {
         format!(
             "{} ({part} of poll_interval {})",
-            human(d),
+            human(deadline - self.start),
             human(self.poll)
         )
     }
@@ -83,7 +86,7 @@ fn unread(
     read: &BTreeMap<CalendarRef, CalendarStatus>,
     deadlines: &Deadlines,
 ) -> Vec<CalendarResult> {
-    let within = deadlines.share("half", deadlines.poll / 2);
+    let within = deadlines.share("half", deadlines.read);
     cals.iter()
         .filter(|c| !read.contains_key(*c))
         .map(|c| {
@@ -445,7 +448,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         only: Option<&BTreeSet<QueueNo>>,
         deadlines: Deadlines,
     ) -> BTreeMap<QueueNo, Result<BTreeSet<Member>, String>> {
-        let within = deadlines.share("three quarters", deadlines.poll * 3 / 4);
+        let within = deadlines.share("three quarters", deadlines.list);
         // The futures are built before they enter the stream (no closure returning a future
         // inside it), which keeps the cycle's future `Send` for `tokio::spawn`.
         let lists: Vec<_> = self
@@ -677,10 +680,9 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         let said = std::mem::take(&mut self.warned);
         for w in &decision.desired.warnings {
             let line = w.to_string();
-            if !said.contains(&line) && !self.warned.contains(&line) {
+            if self.warned.insert(line.clone()) && !said.contains(&line) {
                 warn!("{line}");
             }
-            self.warned.insert(line);
         }
         for (q, r) in &obs.live {
             if let Err(e) = r {

@@ -569,8 +569,15 @@ async fn writes_not_started_within_the_poll_interval_wait_for_the_next_cycle() {
 /// Counts writes in flight, in all and per queue, around the real client.
 struct CountingPbx {
     inner: TringClient,
-    now: std::sync::Mutex<(usize, std::collections::HashMap<QueueNo, usize>)>,
-    most: std::sync::Mutex<(usize, usize)>,
+    in_flight: std::sync::Mutex<InFlight>,
+}
+
+#[derive(Default)]
+struct InFlight {
+    all: usize,
+    per_queue: std::collections::HashMap<QueueNo, usize>,
+    /// The most seen at once: (in all, to one queue).
+    most: (usize, usize),
 }
 
 impl Pbx for CountingPbx {
@@ -584,20 +591,19 @@ impl Pbx for CountingPbx {
         member: &Member,
     ) -> Result<WriteOutcome, WriteError> {
         {
-            let mut now = self.now.lock().unwrap();
-            now.0 += 1;
-            let in_queue = {
-                let n = now.1.entry(queue.clone()).or_default();
-                *n += 1;
-                *n
-            };
-            let mut most = self.most.lock().unwrap();
-            *most = (most.0.max(now.0), most.1.max(in_queue));
+            let mut f = self.in_flight.lock().unwrap();
+            f.all += 1;
+            let in_queue = *f
+                .per_queue
+                .entry(queue.clone())
+                .and_modify(|n| *n += 1)
+                .or_insert(1);
+            f.most = (f.most.0.max(f.all), f.most.1.max(in_queue));
         }
         let r = Pbx::write(&self.inner, kind, queue, member).await;
-        let mut now = self.now.lock().unwrap();
-        now.0 -= 1;
-        *now.1.get_mut(queue).unwrap() -= 1;
+        let mut f = self.in_flight.lock().unwrap();
+        f.all -= 1;
+        *f.per_queue.get_mut(queue).unwrap() -= 1;
         r
     }
 }
@@ -633,8 +639,7 @@ async fn queues_are_written_side_by_side_and_each_queue_one_write_at_a_time() {
     let (g, t) = h.clients();
     let pbx = CountingPbx {
         inner: t,
-        now: Default::default(),
-        most: Default::default(),
+        in_flight: Default::default(),
     };
     let mut rec = Reconciler::new(
         h.cfg.clone(),
@@ -659,7 +664,7 @@ async fn queues_are_written_side_by_side_and_each_queue_one_write_at_a_time() {
     let open = rec.store().unwrap().open_intents().await.unwrap();
     assert!(open.is_empty(), "{open:?}");
     assert_eq!(
-        *rec.pbx().most.lock().unwrap(),
+        rec.pbx().in_flight.lock().unwrap().most,
         (4, 1),
         "(most writes in flight, most in flight to one queue)"
     );
