@@ -190,7 +190,8 @@ pub struct Intent {
 pub enum Outcome {
     /// TRiNG confirmed the write.
     Applied,
-    /// TRiNG said the member already was (add) or already was not (del) in the queue.
+    /// TRiNG said the member already was (add: it stays unowned, SPEC §3) or already was
+    /// not (del) in the queue.
     AlreadyInState,
     /// TRiNG refused the write; nothing changed.
     Failed(String),
@@ -615,11 +616,11 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.writable()?;
-        let (kind, detail, took_effect) = match outcome {
-            Outcome::Applied => ("applied", None, true),
-            Outcome::AlreadyInState => ("already_in_state", None, true),
-            Outcome::Failed(e) => ("failed", Some(e.as_str()), false),
-            Outcome::Uncertain(e) => ("uncertain", Some(e.as_str()), false),
+        let (kind, detail) = match outcome {
+            Outcome::Applied => ("applied", None),
+            Outcome::AlreadyInState => ("already_in_state", None),
+            Outcome::Failed(e) => ("failed", Some(e.as_str())),
+            Outcome::Uncertain(e) => ("uncertain", Some(e.as_str())),
         };
         let step = "recording an outcome";
         let mut tx = self.pool.begin().await.map_err(self.query_failed(step))?;
@@ -641,7 +642,16 @@ impl Store {
                 id,
             });
         };
-        if took_effect {
+        // SPEC §3: "a desired member that is already live but not owned stays unowned". An
+        // add answered "already a member" found the member there (put in by hand after this
+        // cycle's `list`), so it takes no ownership; a member rooster already owned stays
+        // owned. A del answered "not a member" found it gone, so it is no longer owned.
+        let owns = match outcome {
+            Outcome::Applied => true,
+            Outcome::AlreadyInState => action != "add",
+            Outcome::Failed(_) | Outcome::Uncertain(_) => false,
+        };
+        if owns {
             apply_ownership(&mut tx, id, &queue, &member, &action, at)
                 .await
                 .map_err(self.query_failed(step))?;

@@ -691,6 +691,66 @@ async fn drift_is_repaired_and_owned_members_gone_by_themselves_are_forgotten() 
     assert!(store.owned(&q("600")).await.unwrap().is_empty());
 }
 
+/// A `Pbx` where someone adds the member by hand (through TRiNG, as `rooster queue add`
+/// would) just before rooster's first `add` reaches TRiNG: the race between a cycle's `list`
+/// and its write.
+struct HandAddsFirst {
+    inner: TringClient,
+    raced: std::sync::atomic::AtomicBool,
+}
+
+impl Pbx for HandAddsFirst {
+    async fn list(&self, queue: &QueueNo) -> Result<BTreeSet<Member>, String> {
+        Pbx::list(&self.inner, queue).await
+    }
+    async fn write(
+        &self,
+        kind: ActionKind,
+        queue: &QueueNo,
+        member: &Member,
+    ) -> Result<WriteOutcome, WriteError> {
+        if kind == ActionKind::Add && !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let by_hand = Pbx::write(&self.inner, kind, queue, member).await;
+            assert_eq!(by_hand, Ok(WriteOutcome::Applied), "the hand add");
+        }
+        Pbx::write(&self.inner, kind, queue, member).await
+    }
+}
+
+#[tokio::test]
+async fn a_member_added_by_hand_after_the_list_stays_unowned_and_is_never_removed() {
+    // SPEC §3 (additive): members added by hand are never removed, and a desired member that
+    // is already live but not owned stays unowned. Jan is added by hand after rooster listed
+    // queue 600 and before its own add: TRiNG answers "already a member".
+    let h = Harness::start().await;
+    h.jan_on_shift();
+    let (g, t) = h.clients();
+    let pbx = HandAddsFirst {
+        inner: t,
+        raced: Default::default(),
+    };
+    let store = h.store().await;
+    let mut rec = Reconciler::new(
+        h.cfg.clone(),
+        g,
+        pbx,
+        SystemClock,
+        Some(store.clone()),
+        false,
+    )
+    .await
+    .unwrap();
+    let report = cycle(&mut rec).await;
+    assert!(report.all_good(), "{:?}", report.errors);
+    assert!(rec.pbx().raced.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(h.members("600"), set(&["ext:201", "ext:299"]));
+    assert!(store.owned(&q("600")).await.unwrap().is_empty());
+    // Jan's shift is over: rooster leaves the member someone else put there.
+    h.graph.set_events(&mb("jan@t.nl"), None, vec![]);
+    cycle(&mut rec).await;
+    assert_eq!(h.members("600"), set(&["ext:201", "ext:299"]));
+}
+
 /// A `Pbx` that performs a write through the real client and then never answers, as if the
 /// process died between TRiNG applying the write and rooster recording the outcome.
 struct DiesAfterWrite(TringClient);

@@ -176,55 +176,59 @@ async fn applied_add_marks_owned_and_applied_del_unowns() {
     );
 }
 
+/// Records an intent and its outcome, as the cycle does around one write.
+async fn write_recorded(
+    store: &Store,
+    queue: &str,
+    member: &str,
+    action: WriteAction,
+    outcome: Outcome,
+) {
+    let t = at("2025-03-03T08:00:00Z");
+    let id = within(
+        "intent",
+        store.record_intent(&intent(queue, member, action, "2025-03-03T08:00:00Z")),
+    )
+    .await
+    .unwrap();
+    within("outcome", store.record_outcome(id, &outcome, t))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
-async fn already_in_state_add_is_owned_and_failed_add_is_not() {
+async fn only_writes_that_took_effect_change_ownership() {
+    // SPEC §3 (additive): "a desired member that is already live but not owned stays
+    // unowned". An add answered "already a member" met a member put there by hand after the
+    // cycle's `list`: it must not become rooster's, or rooster would later remove it.
     let f = fixture();
     let store = writer(&f.db).await;
-    let t = at("2025-03-03T08:00:00Z");
-
-    let id = within(
-        "intent",
-        store.record_intent(&intent(
-            "600",
-            "cu:0612345678",
-            WriteAction::Add,
-            "2025-03-03T08:00:00Z",
-        )),
-    )
-    .await
-    .unwrap();
-    within(
-        "outcome",
-        store.record_outcome(id, &Outcome::AlreadyInState, t),
-    )
-    .await
-    .unwrap();
-    let id = within(
-        "intent",
-        store.record_intent(&intent(
-            "700",
-            "ext:202",
-            WriteAction::Add,
-            "2025-03-03T08:00:00Z",
-        )),
-    )
-    .await
-    .unwrap();
-    within(
-        "outcome",
-        store.record_outcome(
-            id,
-            &Outcome::Failed("queue 700: add refused: unknown extension".into()),
-            t,
-        ),
-    )
-    .await
-    .unwrap();
-
-    let want = BTreeMap::from([(q("600"), members(&["cu:0612345678"]))]);
+    use WriteAction::{Add, Del};
+    write_recorded(&store, "600", "ext:201", Add, Outcome::Applied).await;
+    write_recorded(&store, "600", "cu:0612345678", Add, Outcome::AlreadyInState).await;
+    let refused = Outcome::Failed("queue 700: add refused: unknown extension".into());
+    write_recorded(&store, "700", "ext:202", Add, refused).await;
+    let want = BTreeMap::from([(q("600"), members(&["ext:201"]))]);
     assert_eq!(within("owned_all", store.owned_all()).await.unwrap(), want);
 
-    // A second outcome for the same intent is a caller bug, refused.
+    // A drift re-add of a member rooster owns, answered "already a member", keeps it owned.
+    write_recorded(&store, "600", "ext:201", Add, Outcome::AlreadyInState).await;
+    assert_eq!(within("owned_all", store.owned_all()).await.unwrap(), want);
+
+    // A second outcome for the same intent is a caller bug, refused, and changes nothing.
+    let t = at("2025-03-03T08:00:00Z");
+    let id = within(
+        "intent",
+        store.record_intent(&intent("600", "ext:203", Add, "2025-03-03T08:00:00Z")),
+    )
+    .await
+    .unwrap();
+    within(
+        "outcome",
+        store.record_outcome(id, &Outcome::Failed("refused".into()), t),
+    )
+    .await
+    .unwrap();
     let err = within(
         "outcome again",
         store.record_outcome(id, &Outcome::Applied, t),
@@ -232,8 +236,16 @@ async fn already_in_state_add_is_owned_and_failed_add_is_not() {
     .await
     .expect_err("an intent has one outcome");
     assert!(matches!(err, StoreError::IntentNotOpen { .. }), "{err}");
-    // And the refused second outcome changed nothing.
     assert_eq!(within("owned_all", store.owned_all()).await.unwrap(), want);
+
+    // A del answered "not a member" found the member gone: it is no longer owned.
+    write_recorded(&store, "600", "ext:201", Del, Outcome::AlreadyInState).await;
+    assert!(
+        within("owned_all", store.owned_all())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
