@@ -388,13 +388,14 @@ impl Counts {
         latency * reqs.div_ceil(concurrency as u64) as u32
     }
     /// The same limit phase by phase as `cycle.rs` runs them: reads at the configured
-    /// concurrency, then `list`s and then writes, each at TRiNG's 4 in flight (writes go to
-    /// four queues at once, one at a time per queue): what this design can reach at best.
+    /// concurrency with the `list`s beside them at TRiNG's 4 in flight, then the writes, also
+    /// at 4 in flight (four queues at once, one at a time per queue): what this design can
+    /// reach at best.
     fn design_limit(&self, concurrency: usize, latency: Duration) -> Duration {
         let graph = self.graph_total.div_ceil(concurrency as u64);
         let lists = self.tring[0].div_ceil(TRING_IN_FLIGHT);
         let writes = self.tring_writes().div_ceil(TRING_IN_FLIGHT);
-        latency * (graph + lists + writes) as u32
+        latency * (graph.max(lists) + writes) as u32
     }
 }
 

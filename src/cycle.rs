@@ -15,6 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use serde::Serialize;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
@@ -70,6 +71,62 @@ impl Deadlines {
             human(deadline - self.start),
             human(self.poll)
         )
+    }
+}
+
+/// TRiNG `list` per queue; `Err` holds the sentence saying why not (SPEC §3 rule 2).
+pub type Lists = BTreeMap<QueueNo, Result<BTreeSet<Member>, String>>;
+
+/// When a full cycle starts its queue lists while the calendars are still being read: as
+/// late as lets them end about when the reads do. Listing after the reads made a cycle the
+/// sum of the two (200 lists at TRiNG's 4 in flight are 50 round trips, a second at 20 ms);
+/// listing at once would make each list older than needed when the plan acts on it. The
+/// estimate uses the pace the reads have shown so far and the last cycle's list rounds (the
+/// reads' own pace before there is one). Should it be off, the lists end a little before the
+/// reads, or a little after them; they never start later than the reads' end.
+#[derive(Debug, Clone, Copy)]
+struct ListStart {
+    /// Calendars this read covers.
+    calendars: usize,
+    graph_concurrency: usize,
+    /// Queues to list.
+    lists: usize,
+    /// One round of lists in the last cycle that listed every queue.
+    list_round: Option<Duration>,
+}
+
+impl ListStart {
+    /// Whether the lists are due, `read` calendars and `elapsed` into the reads.
+    fn due(&self, read: usize, elapsed: Duration) -> bool {
+        let left = self.calendars.saturating_sub(read);
+        let read_rounds_left = left.div_ceil(self.graph_concurrency.max(1));
+        let list_rounds = self.lists.div_ceil(TRING_CONCURRENCY);
+        if left == 0 || read == 0 {
+            // Nothing to go on yet: take a round trip to either service to last as long.
+            return read_rounds_left <= list_rounds;
+        }
+        // Rounds of reads so far (a fraction: the concurrency is not always filled).
+        let read_rounds = read as f64 / self.graph_concurrency.max(1) as f64;
+        let read_round = elapsed.div_f64(read_rounds);
+        let reading_left = elapsed.mul_f64(left as f64 / read as f64);
+        let listing = self
+            .list_round
+            .unwrap_or(read_round)
+            .mul_f64(list_rounds as f64);
+        reading_left <= listing
+    }
+
+    /// Resolves once the lists are due, or when the reads are over (`read` closed).
+    fn when_due(self, mut read: watch::Receiver<usize>) -> impl Future<Output = ()> + Send {
+        let began = tokio::time::Instant::now();
+        async move {
+            loop {
+                let so_far = *read.borrow_and_update();
+                if self.due(so_far, began.elapsed()) || read.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -203,7 +260,7 @@ pub struct Observation {
     pub schedule: Arc<Schedule>,
     pub calendars: BTreeMap<CalendarRef, CalendarStatus>,
     /// TRiNG `list` per managed queue; `Err` holds the sentence saying why not (rule 2).
-    pub live: BTreeMap<QueueNo, Result<BTreeSet<Member>, String>>,
+    pub live: Lists,
     pub owned: BTreeMap<QueueNo, BTreeSet<Member>>,
 }
 
@@ -263,7 +320,8 @@ impl CycleReport {
 pub struct Reconciler<C, P, K> {
     cfg: Arc<Config>,
     calendars: C,
-    pbx: P,
+    /// Shared with the queue lists, which run beside the calendar reads.
+    pbx: Arc<P>,
     clock: K,
     /// `None` before the first `once`/`run` created the state (`plan` on a fresh install).
     store: Option<Store>,
@@ -284,6 +342,9 @@ pub struct Reconciler<C, P, K> {
     /// queues whose set changed since.
     last_desired: BTreeMap<QueueNo, BTreeSet<Member>>,
     read_status: BTreeMap<CalendarRef, CalendarStatus>,
+    /// How long one round of `list`s (TRING_CONCURRENCY at once) took in the last full
+    /// listing; tells the next cycle when to start its lists during the reads.
+    list_round: Option<Duration>,
     /// The skipped-event warnings already logged that still hold (their events not over).
     warned: HashSet<String>,
     metrics: Option<Arc<Metrics>>,
@@ -309,12 +370,13 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             fingerprints: HashMap::new(),
             cfg,
             calendars,
-            pbx,
+            pbx: Arc::new(pbx),
             clock,
             store,
             dry_run,
             last_desired: BTreeMap::new(),
             read_status: BTreeMap::new(),
+            list_round: None,
             warned: HashSet::new(),
             metrics: None,
         })
@@ -357,6 +419,9 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         &mut self,
         now: DateTime<Utc>,
         deadlines: Deadlines,
+        // Calendars read so far. Dropped when the reads end, however they end, which lets
+        // the lists start if they have not yet.
+        progress: watch::Sender<usize>,
     ) -> Result<(), StoreError> {
         let (from, to) = schedule::read_window(&self.cfg, now);
         // Until this read is over no calendar counts as read, so a read dropped half way (at
@@ -393,6 +458,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             if let Some(m) = &self.metrics {
                 m.calendar_read(&cal.to_string(), result.is_ok());
             }
+            progress.send_replace(status.len() + 1);
             status.insert(
                 cal.clone(),
                 CalendarStatus {
@@ -442,42 +508,58 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
     }
 
     /// `list` for the managed queues in `only` (all when `None`), at most
-    /// [`TRING_CONCURRENCY`] at once.
-    async fn list_queues(
+    /// [`TRING_CONCURRENCY`] at once, once `due` says so. Owns what it uses, so it can run
+    /// beside the calendar reads; also says how long one round of lists took.
+    fn list_queues<D: Future<Output = ()> + Send>(
         &self,
         only: Option<&BTreeSet<QueueNo>>,
         deadlines: Deadlines,
-    ) -> BTreeMap<QueueNo, Result<BTreeSet<Member>, String>> {
-        let within = deadlines.share("three quarters", deadlines.list);
-        // The futures are built before they enter the stream (no closure returning a future
-        // inside it), which keeps the cycle's future `Send` for `tokio::spawn`.
-        let lists: Vec<_> = self
+        due: D,
+    ) -> impl Future<Output = (Lists, Option<Duration>)> + Send + use<C, P, K, D> {
+        let pbx = Arc::clone(&self.pbx);
+        let queues: Vec<QueueNo> = self
             .cfg
             .queues
             .iter()
             .filter(|q| only.is_none_or(|o| o.contains(&q.number)))
-            .map(|q| {
-                let list = tokio::time::timeout_at(deadlines.list, self.pbx.list(&q.number));
-                let within = &within;
-                async move {
-                    let live = list
-                        .await
-                        .unwrap_or_else(|_| Err(format!("no answer within {within}")));
-                    (q.number.clone(), live)
-                }
-            })
+            .map(|q| q.number.clone())
             .collect();
-        futures::stream::iter(lists)
-            .buffer_unordered(TRING_CONCURRENCY)
-            .collect()
-            .await
+        async move {
+            due.await;
+            let began = tokio::time::Instant::now();
+            let within = deadlines.share("three quarters", deadlines.list);
+            let rounds = queues.len().div_ceil(TRING_CONCURRENCY);
+            // The futures are built before they enter the stream (no closure returning a
+            // future inside it), which keeps the cycle's future `Send` for `tokio::spawn`.
+            let lists: Vec<_> = queues
+                .into_iter()
+                .map(|q| {
+                    let pbx = &pbx;
+                    let within = &within;
+                    async move {
+                        let live = tokio::time::timeout_at(deadlines.list, pbx.list(&q))
+                            .await
+                            .unwrap_or_else(|_| Err(format!("no answer within {within}")));
+                        (q, live)
+                    }
+                })
+                .collect();
+            let live: Lists = futures::stream::iter(lists)
+                .buffer_unordered(TRING_CONCURRENCY)
+                .collect()
+                .await;
+            let all_answered = live.values().all(Result::is_ok);
+            let round = (rounds > 0 && all_answered)
+                .then(|| began.elapsed() / u32::try_from(rounds).unwrap_or(u32::MAX));
+            (live, round)
+        }
     }
 
     /// SPEC §3 rule 7: open intents (a crash, or a write whose reply never came) are decided
     /// against live before anything is planned.
     async fn settle_open_intents(
         &self,
-        live: &BTreeMap<QueueNo, Result<BTreeSet<Member>, String>>,
+        live: &Lists,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         if !self.writes_state() {
@@ -528,10 +610,29 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         deadlines: Deadlines,
     ) -> Result<Observation, StoreError> {
         let at = self.clock.now();
-        if read || self.read_status.is_empty() {
-            self.read_calendars(at, deadlines).await?;
+        let (live, round) = if read || self.read_status.is_empty() {
+            // The lists run beside the reads, started so that both end about together (see
+            // `ListStart`): the cycle takes the longer of the two rather than their sum, and each
+            // list is about as fresh when the plan acts on it as if it had followed the reads.
+            // (SPEC §5 names the steps in order; the lists need nothing the reads give.)
+            let (progress, read_so_far) = watch::channel(0);
+            let start = ListStart {
+                calendars: self.needed.len(),
+                graph_concurrency: self.cfg.graph.concurrency,
+                lists: only.map_or(self.cfg.queues.len(), BTreeSet::len),
+                list_round: self.list_round,
+            };
+            let lists = self.list_queues(only, deadlines, start.when_due(read_so_far));
+            let read = self.read_calendars(at, deadlines, progress);
+            let (read, lists) = tokio::join!(read, lists);
+            read?;
+            lists
+        } else {
+            self.list_queues(only, deadlines, async {}).await
+        };
+        if only.is_none() && round.is_some() {
+            self.list_round = round;
         }
-        let live = self.list_queues(only, deadlines).await;
         self.settle_open_intents(&live, at).await?;
         let owned = match &self.store {
             Some(s) => s.owned_all().await?,
@@ -999,5 +1100,57 @@ impl PendingReads {
         }
         *self = PendingReads::default();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(calendars: usize, lists: usize, list_round: Option<Duration>) -> ListStart {
+        ListStart {
+            calendars,
+            graph_concurrency: 8,
+            lists,
+            list_round,
+        }
+    }
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn lists_start_at_once_when_listing_takes_longer_than_reading() {
+        // 100 calendars are 13 rounds at 8 in flight, 200 lists 50 rounds at 4.
+        assert!(start(100, 200, None).due(0, Duration::ZERO));
+        assert!(start(100, 200, Some(20 * MS)).due(0, Duration::ZERO));
+    }
+
+    #[test]
+    fn on_a_large_tenant_lists_wait_until_the_reads_left_take_as_long_as_listing() {
+        // 2,000 calendars (250 rounds) and 200 lists (50 rounds), both 20 ms a round trip.
+        let s = start(2000, 200, None);
+        assert!(!s.due(0, Duration::ZERO));
+        // 800 read in 100 rounds: 150 rounds (3 s) left against 1 s of lists.
+        assert!(!s.due(800, 2000 * MS));
+        // 1,610 read in 201.25 rounds: 48.75 rounds (0.975 s) left.
+        assert!(s.due(1610, 4025 * MS));
+        assert!(s.due(2000, 5000 * MS));
+    }
+
+    #[test]
+    fn the_last_cycles_list_rounds_set_the_start() {
+        // Reads at 100 ms a round, lists at 20 ms: 50 rounds of lists take 1 s, so they start
+        // with about 10 rounds of reads (80 calendars) left, not 50.
+        let s = start(2000, 200, Some(20 * MS));
+        assert!(!s.due(1600, 20_000 * MS));
+        assert!(!s.due(1900, 23_750 * MS));
+        assert!(s.due(1930, 24_125 * MS));
+        // Without a measured list round, the reads' pace stands in for it.
+        assert!(start(2000, 200, None).due(1610, 20_125 * MS));
+    }
+
+    #[test]
+    fn nothing_to_read_or_list_is_due_at_once() {
+        assert!(start(0, 200, None).due(0, Duration::ZERO));
+        assert!(start(5, 0, None).due(5, MS));
     }
 }

@@ -691,6 +691,96 @@ async fn drift_is_repaired_and_owned_members_gone_by_themselves_are_forgotten() 
     assert!(store.owned(&q("600")).await.unwrap().is_empty());
 }
 
+/// Calendars read through the real client, counting the reads that have come back.
+struct CountedReads {
+    inner: GraphClient,
+    done: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl rooster::cycle::Calendars for CountedReads {
+    fn read_all<'a>(
+        &'a self,
+        cals: &'a [rooster::model::CalendarRef],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> impl futures::Stream<Item = rooster::cycle::CalendarResult> + Send + 'a {
+        use futures::StreamExt;
+        self.inner.read_all(cals, from, to).inspect(|_| {
+            self.done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        })
+    }
+}
+
+/// Queues listed through the real client, noting how many calendar reads had come back at
+/// each `list`.
+struct ListsSeeReads {
+    inner: TringClient,
+    done: Arc<std::sync::atomic::AtomicUsize>,
+    seen: std::sync::Mutex<Vec<usize>>,
+}
+
+impl Pbx for ListsSeeReads {
+    async fn list(&self, queue: &QueueNo) -> Result<BTreeSet<Member>, String> {
+        let done = self.done.load(std::sync::atomic::Ordering::SeqCst);
+        self.seen.lock().unwrap().push(done);
+        Pbx::list(&self.inner, queue).await
+    }
+    async fn write(
+        &self,
+        kind: ActionKind,
+        queue: &QueueNo,
+        member: &Member,
+    ) -> Result<WriteOutcome, WriteError> {
+        Pbx::write(&self.inner, kind, queue, member).await
+    }
+}
+
+#[tokio::test]
+async fn queues_are_listed_while_the_calendars_are_read() {
+    // Issue 8: a cycle takes the longer of reading and listing, not their sum. Three
+    // calendars take one round trip at Graph concurrency 8, three lists one at TRiNG's 4, so
+    // the lists are due at once; every calendar answers after 300 ms.
+    let h = Harness::start().await;
+    everyone_on_shift(&h);
+    h.graph.inject(GraphFault {
+        mailbox: None,
+        kind: GraphFaultKind::Delay(Duration::from_millis(300)),
+        times: None,
+    });
+    let (g, t) = h.clients();
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let graph = CountedReads {
+        inner: g,
+        done: done.clone(),
+    };
+    let pbx = ListsSeeReads {
+        inner: t,
+        done,
+        seen: Default::default(),
+    };
+    let mut rec = Reconciler::new(
+        h.cfg.clone(),
+        graph,
+        pbx,
+        SystemClock,
+        Some(h.store().await),
+        false,
+    )
+    .await
+    .unwrap();
+    let report = cycle(&mut rec).await;
+    assert!(report.all_good(), "{:?}", report.errors);
+    assert_eq!(
+        h.members("600"),
+        set(&["ext:201", "ext:202", "ext:203", "ext:299"])
+    );
+    assert_eq!(
+        *rec.pbx().seen.lock().unwrap(),
+        vec![0, 0, 0],
+        "calendar reads back at each list"
+    );
+}
+
 /// A `Pbx` where someone adds the member by hand (through TRiNG, as `rooster queue add`
 /// would) just before rooster's first `add` reaches TRiNG: the race between a cycle's `list`
 /// and its write.
