@@ -98,15 +98,16 @@ struct ListStart {
 impl ListStart {
     /// Whether the lists are due, `read` calendars and `elapsed` into the reads.
     fn due(&self, read: usize, elapsed: Duration) -> bool {
+        let in_flight = self.graph_concurrency.max(1);
         let left = self.calendars.saturating_sub(read);
-        let read_rounds_left = left.div_ceil(self.graph_concurrency.max(1));
+        let read_rounds_left = left.div_ceil(in_flight);
         let list_rounds = self.lists.div_ceil(TRING_CONCURRENCY);
         if left == 0 || read == 0 {
             // Nothing to go on yet: take a round trip to either service to last as long.
             return read_rounds_left <= list_rounds;
         }
         // Rounds of reads so far (a fraction: the concurrency is not always filled).
-        let read_rounds = read as f64 / self.graph_concurrency.max(1) as f64;
+        let read_rounds = read as f64 / in_flight as f64;
         let read_round = elapsed.div_f64(read_rounds);
         let reading_left = elapsed.mul_f64(left as f64 / read as f64);
         let listing = self
@@ -507,23 +508,26 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         Ok(())
     }
 
-    /// `list` for the managed queues in `only` (all when `None`), at most
-    /// [`TRING_CONCURRENCY`] at once, once `due` says so. Owns what it uses, so it can run
-    /// beside the calendar reads; also says how long one round of lists took.
-    fn list_queues<D: Future<Output = ()> + Send>(
-        &self,
-        only: Option<&BTreeSet<QueueNo>>,
-        deadlines: Deadlines,
-        due: D,
-    ) -> impl Future<Output = (Lists, Option<Duration>)> + Send + use<C, P, K, D> {
-        let pbx = Arc::clone(&self.pbx);
-        let queues: Vec<QueueNo> = self
-            .cfg
+    /// The managed queues in `only` (all when `None`), in config order.
+    fn queues_to_list(&self, only: Option<&BTreeSet<QueueNo>>) -> Vec<QueueNo> {
+        self.cfg
             .queues
             .iter()
             .filter(|q| only.is_none_or(|o| o.contains(&q.number)))
             .map(|q| q.number.clone())
-            .collect();
+            .collect()
+    }
+
+    /// `list` for `queues`, at most [`TRING_CONCURRENCY`] at once, once `due` says so. Owns
+    /// what it uses, so it can run beside the calendar reads; also says how long one round of
+    /// lists took.
+    fn list_queues<D: Future<Output = ()> + Send>(
+        &self,
+        queues: Vec<QueueNo>,
+        deadlines: Deadlines,
+        due: D,
+    ) -> impl Future<Output = (Lists, Option<Duration>)> + Send + use<C, P, K, D> {
+        let pbx = Arc::clone(&self.pbx);
         async move {
             due.await;
             let began = tokio::time::Instant::now();
@@ -610,6 +614,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         deadlines: Deadlines,
     ) -> Result<Observation, StoreError> {
         let at = self.clock.now();
+        let queues = self.queues_to_list(only);
         let (live, round) = if read || self.read_status.is_empty() {
             // The lists run beside the reads, started so that both end about together (see
             // `ListStart`): the cycle takes the longer of the two rather than their sum, and each
@@ -619,16 +624,16 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             let start = ListStart {
                 calendars: self.needed.len(),
                 graph_concurrency: self.cfg.graph.concurrency,
-                lists: only.map_or(self.cfg.queues.len(), BTreeSet::len),
+                lists: queues.len(),
                 list_round: self.list_round,
             };
-            let lists = self.list_queues(only, deadlines, start.when_due(read_so_far));
+            let lists = self.list_queues(queues, deadlines, start.when_due(read_so_far));
             let read = self.read_calendars(at, deadlines, progress);
             let (read, lists) = tokio::join!(read, lists);
             read?;
             lists
         } else {
-            self.list_queues(only, deadlines, async {}).await
+            self.list_queues(queues, deadlines, async {}).await
         };
         if only.is_none() && round.is_some() {
             self.list_round = round;

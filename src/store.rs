@@ -646,12 +646,12 @@ impl Store {
         // add answered "already a member" found the member there (put in by hand after this
         // cycle's `list`), so it takes no ownership; a member rooster already owned stays
         // owned. A del answered "not a member" found it gone, so it is no longer owned.
-        let owns = match outcome {
+        let changes_ownership = match outcome {
             Outcome::Applied => true,
             Outcome::AlreadyInState => action != "add",
             Outcome::Failed(_) | Outcome::Uncertain(_) => false,
         };
-        if owns {
+        if changes_ownership {
             apply_ownership(&mut tx, id, &queue, &member, &action, at)
                 .await
                 .map_err(self.query_failed(step))?;
