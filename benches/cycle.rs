@@ -27,7 +27,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
 use rooster::config::Config;
-use rooster::cycle::{Calendars, Mode, Observation, Pbx, Reconciler, SystemClock, WriteError};
+use rooster::cycle::{
+    Calendars, Mode, Observation, Pbx, ReadError, Reconciler, SystemClock, WriteError,
+};
 use rooster::daemon::{self, NoNotifier};
 use rooster::graph::client::GraphOptions;
 use rooster::graph::{GraphClient, RetryPolicy};
@@ -824,7 +826,7 @@ struct TimedPbx {
 }
 
 impl Pbx for TimedPbx {
-    async fn list(&self, q: &QueueNo) -> Result<BTreeSet<Member>, String> {
+    async fn list(&self, q: &QueueNo) -> Result<BTreeSet<Member>, ReadError> {
         self.lists.fetch_add(1, Ordering::Relaxed);
         Pbx::list(&self.inner, q).await
     }

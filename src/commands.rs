@@ -492,6 +492,7 @@ pub async fn status(
     let store = Store::open(&cfg.state, OpenMode::ReadOnly).await?;
     let owned = store.owned_all().await?;
     let refusals = store.refusals().await?;
+    let held = store.held_writes().await?;
     let cal_states = store.calendar_states().await?;
     let last_cycle = store.last_cycle().await?;
     let (_, tring) = clients(&cfg, secrets)?;
@@ -543,6 +544,14 @@ pub async fn status(
                 _ => Value::Null,
             },
             "refusals": refusals.get(&q.number).cloned().unwrap_or_default(),
+            // SPEC §3 rule 9: writes TRiNG refused for good, not sent again for now.
+            "held": held.iter().filter(|h| h.queue == q.number).map(|h| json!({
+                "action": h.action.as_str(),
+                "member": h.member.to_string(),
+                "person": h.person,
+                "answer": h.answer,
+                "since": h.since.to_rfc3339(),
+            })).collect::<Vec<_>>(),
         }));
     }
     let calendars: Vec<Value> = cal_states
@@ -624,6 +633,17 @@ pub async fn status(
             }
             for r in q["refusals"].as_array().into_iter().flatten() {
                 writeln!(out, "  refused  {}", r.as_str().unwrap_or(""))?;
+            }
+            for h in held.iter().filter(|h| q["queue"] == h.queue.as_str()) {
+                writeln!(
+                    out,
+                    "  held     {} {}{}: TRiNG refused it for good at {} ({}); not sent again until the config or calendars change, or an hour later",
+                    h.action,
+                    h.member,
+                    h.person.as_deref().map(|p| format!(" ({p})")).unwrap_or_default(),
+                    local(h.since, tz),
+                    h.answer
+                )?;
             }
         }
         for c in &cal_states {

@@ -126,8 +126,9 @@ pub async fn run<C: Calendars, P: Pbx, K: Clock>(
             }
         }
         let now = rec.clock().now();
+        // Pruning writes: only through the writer, never in a dry run (SPEC §3 rule 5).
         if last_prune.is_none_or(|t| now - t > chrono::Duration::days(1)) {
-            if let Some(store) = rec.store() {
+            if let Some(store) = rec.writer() {
                 let pruned = store
                     .prune_journal(now - chrono::Duration::days(JOURNAL_DAYS))
                     .await?;

@@ -98,7 +98,7 @@ impl Metrics {
         let outcome = match result {
             Ok(WriteOutcome::Applied) => "applied",
             Ok(WriteOutcome::AlreadyInState) => "already_in_state",
-            Err(WriteError::Failed(_)) => "failed",
+            Err(WriteError::Refused { .. }) => "failed",
             Err(WriteError::Uncertain(_)) => "uncertain",
         };
         *self.lock().tring.entry((action, outcome)).or_default() += 1;

@@ -6,6 +6,11 @@
 //! then dels, so a queue is never momentarily emptier than it has to be), records `refused`
 //! and `warnings`, and drops `forget_owned` from the owned set. The plan never branches on a
 //! member's provenance; `reason` only carries it to logs and `plan --json`.
+//!
+//! Whether a del may go is decided in one place, [`DelGate`]: the plan asks it counting every
+//! add as landed (its forecast), and the executor asks it again before each del counting only
+//! what TRiNG confirmed (SPEC §3 rule 3: a hand-over whose new member cannot be added leaves
+//! the old member in place).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -48,6 +53,80 @@ pub struct QueuePlan {
     /// Owned members gone from live that are not desired either: drop them from owned
     /// (SPEC §3 "Drift"). Sorted.
     pub forget_owned: Vec<Member>,
+    /// The gate as it stands before any of this plan's writes: the executor asks a copy of it
+    /// before each del, telling it what TRiNG confirmed on the way.
+    #[serde(skip)]
+    pub gate: DelGate,
+}
+
+/// SPEC §3 rules 1, 3 and 4 for one queue's dels, in the one place that decides whether a del
+/// may be sent. It tracks the members *surely* in the queue: those listed at the start of
+/// the cycle, plus each add TRiNG confirmed, minus each del sent (a del whose answer never
+/// came may have landed). A failed, refused, held-back or uncertain add never counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DelGate {
+    /// Rule 1: every calendar feeding the queue was read completely this cycle.
+    complete: bool,
+    /// Rule 3.
+    keep_last: bool,
+    /// Rule 4.
+    max_removals: usize,
+    present: BTreeSet<Member>,
+    dels_sent: usize,
+}
+
+impl DelGate {
+    /// The gate of a queue whose live membership was `live` when this cycle listed it.
+    pub fn new(queue: &QueueConfig, live: &BTreeSet<Member>, complete: bool) -> Self {
+        DelGate {
+            complete,
+            keep_last: queue.keep_last,
+            max_removals: queue.max_removals,
+            present: live.clone(),
+            dels_sent: 0,
+        }
+    }
+
+    /// A gate that lets no del through: the queue could not be listed (rule 2).
+    pub fn closed() -> Self {
+        DelGate::default()
+    }
+
+    /// Why `m` may not be removed now, or `None` when it may. Rule 1 first (nothing can be
+    /// removed on a half-read calendar), then rule 3 (never the last member), then rule 4.
+    pub fn refuses(&self, m: &Member) -> Option<RefusalKind> {
+        if !self.complete {
+            return Some(RefusalKind::IncompleteRead);
+        }
+        if self.keep_last && self.present.iter().all(|p| p == m) {
+            return Some(RefusalKind::KeepLast);
+        }
+        if self.dels_sent >= self.max_removals {
+            return Some(RefusalKind::RemovalCap);
+        }
+        None
+    }
+
+    /// Rule 4's cap, for the sentences that name it.
+    pub fn max_removals(&self) -> usize {
+        self.max_removals
+    }
+
+    /// TRiNG confirmed `m` is in the queue (added, or answered "already a member").
+    pub fn added(&mut self, m: &Member) {
+        self.present.insert(m.clone());
+    }
+
+    /// A del of `m` is being sent: from now on `m` may be gone, whatever the answer.
+    pub fn del_sent(&mut self, m: &Member) {
+        self.present.remove(m);
+        self.dels_sent += 1;
+    }
+
+    /// TRiNG answered that the del of `m` was refused: `m` is still there.
+    pub fn del_refused(&mut self, m: &Member) {
+        self.present.insert(m.clone());
+    }
 }
 
 impl QueuePlan {
@@ -154,6 +233,7 @@ pub fn plan_queue(input: &QueueInput) -> QueuePlan {
         refused: Vec::new(),
         warnings: Vec::new(),
         forget_owned: Vec::new(),
+        gate: DelGate::closed(),
     };
 
     // Rule 2: without live membership nothing can be compared, not even drift.
@@ -214,15 +294,19 @@ pub fn plan_queue(input: &QueueInput) -> QueuePlan {
         })
         .collect();
 
+    plan.gate = DelGate::new(input.queue, live, input.complete);
+
     // Rule 1: a calendar feeding the queue failed, so its absence of events proves nothing.
     if !input.complete {
         for m in &candidates {
             plan.refused.push(Refusal {
                 kind: RefusalKind::IncompleteRead,
                 member: Some((*m).clone()),
-                reason: format!(
-                    "queue {queue}: not removing {m}: a calendar feeding the queue was not read \
-                     completely this cycle"
+                reason: refusal_reason(
+                    RefusalKind::IncompleteRead,
+                    &queue,
+                    m,
+                    input.queue.max_removals,
                 ),
             });
         }
@@ -233,44 +317,22 @@ pub fn plan_queue(input: &QueueInput) -> QueuePlan {
         return plan;
     }
 
-    let mut dels = candidates;
-
-    // Rule 3: never empty the queue after this cycle's adds and dels. Every add lands in the
-    // queue, so only a cycle without adds whose dels cover all of live can empty it; the member
-    // kept is the one that would have been removed last in sort order.
-    let adds = plan.actions.len();
-    if input.queue.keep_last
-        && adds == 0
-        && !dels.is_empty()
-        && dels.len() == live.len()
-        && let Some(m) = dels.pop()
-    {
-        plan.refused.push(Refusal {
-            kind: RefusalKind::KeepLast,
-            member: Some(m.clone()),
-            reason: format!(
-                "queue {queue}: not removing {m}: it is the last member and nobody replaces \
-                 it (keep_last)"
-            ),
-        });
+    // Rules 3 and 4, asked of the same gate the executor asks, forecasting that every add
+    // lands. The executor asks again counting only the adds TRiNG confirmed.
+    let mut forecast = plan.gate.clone();
+    for a in &plan.actions {
+        forecast.added(&a.member);
     }
-
-    // Rule 4: at most max_removals dels per cycle; the rest wait for the next cycle.
-    let cap = input.queue.max_removals;
-    if dels.len() > cap {
-        for m in dels.split_off(cap) {
+    for m in candidates {
+        if let Some(kind) = forecast.refuses(m) {
             plan.refused.push(Refusal {
-                kind: RefusalKind::RemovalCap,
+                kind,
                 member: Some(m.clone()),
-                reason: format!(
-                    "queue {queue}: removal of {m} postponed: at most {cap} removal(s) per cycle \
-                     (max_removals)"
-                ),
+                reason: refusal_reason(kind, &queue, m, input.queue.max_removals),
             });
+            continue;
         }
-    }
-
-    for m in dels {
+        forecast.del_sent(m);
         let owned = input.owned.contains(m);
         let reason = if owned {
             "not desired: no active rule, static or fallback names it".to_owned()
@@ -288,8 +350,34 @@ pub fn plan_queue(input: &QueueInput) -> QueuePlan {
     plan
 }
 
+/// The sentence for a del held back by `kind`, as the log, `status` and `plan --json` show it.
+pub fn refusal_reason(
+    kind: RefusalKind,
+    queue: &QueueNo,
+    m: &Member,
+    max_removals: usize,
+) -> String {
+    match kind {
+        RefusalKind::IncompleteRead => format!(
+            "queue {queue}: not removing {m}: a calendar feeding the queue was not read \
+             completely this cycle"
+        ),
+        RefusalKind::KeepLast => format!(
+            "queue {queue}: not removing {m}: it is the last member and nobody replaces it \
+             (keep_last)"
+        ),
+        RefusalKind::RemovalCap => format!(
+            "queue {queue}: removal of {m} postponed: at most {max_removals} removal(s) per \
+             cycle (max_removals)"
+        ),
+        RefusalKind::UnreadableQueue => {
+            format!("queue {queue}: live membership could not be read; queue left alone this cycle")
+        }
+    }
+}
+
 /// The configured person a member stands for, if any (by extension or mobile).
-fn person_of(persons: &[Person], m: &Member) -> Option<String> {
+pub fn person_of(persons: &[Person], m: &Member) -> Option<String> {
     let names: Vec<&str> = persons
         .iter()
         .filter(|p| match m {

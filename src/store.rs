@@ -36,14 +36,29 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The migrations, embedded at build time. `sqlx::migrate!` needs sqlx's `macros` feature,
 /// which the crate does not enable, so the list is spelled out: add each new file here.
+/// Every file in `migrations/`, in order. A test checks that none is left out.
+const MIGRATIONS: [(i64, &str, &str); 2] = [
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (
+        2,
+        "held writes",
+        include_str!("../migrations/0002_held_writes.sql"),
+    ),
+];
+
 fn migrator() -> Migrator {
-    let migrations = vec![Migration::new(
-        1,
-        "initial".into(),
-        MigrationType::Simple,
-        AssertSqlSafe(include_str!("../migrations/0001_initial.sql")).into_sql_str(),
-        false,
-    )];
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|&(version, description, sql)| {
+            Migration::new(
+                version,
+                description.into(),
+                MigrationType::Simple,
+                AssertSqlSafe(sql).into_sql_str(),
+                false,
+            )
+        })
+        .collect();
     Migrator::with_migrations(migrations)
 }
 
@@ -170,6 +185,22 @@ impl fmt::Display for WriteAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// A write TRiNG refused for a reason retrying cannot fix, held back (SPEC §3 rule 9).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HeldWrite {
+    pub queue: QueueNo,
+    pub member: Member,
+    pub action: WriteAction,
+    pub person: Option<String>,
+    /// TRiNG's answer, sanitised.
+    pub answer: String,
+    /// Fingerprint of the config and the calendars feeding the queue when it was refused:
+    /// when it differs, the write is tried again.
+    #[serde(skip)]
+    pub basis: u64,
+    pub since: DateTime<Utc>,
 }
 
 /// A write rooster is about to make, recorded before it is sent (SPEC §3 rule 7).
@@ -1107,6 +1138,88 @@ impl Store {
             .await
             .map_err(self.query_failed(step))?;
         Ok(())
+    }
+
+    /// SPEC §3 rule 9: remembers that TRiNG refused this write for good (replacing an
+    /// earlier hold of the same queue, member and action).
+    pub async fn hold_write(&self, held: &HeldWrite) -> Result<(), StoreError> {
+        self.writable()?;
+        sqlx::query(
+            "INSERT INTO held_writes (queue, member, action, person, answer, basis, since_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (queue, member, action) DO UPDATE SET person = excluded.person, \
+             answer = excluded.answer, basis = excluded.basis, since_ms = excluded.since_ms",
+        )
+        .bind(held.queue.as_str())
+        .bind(held.member.to_string())
+        .bind(held.action.as_str())
+        .bind(held.person.as_deref())
+        .bind(&held.answer)
+        .bind(i64::from_ne_bytes(held.basis.to_ne_bytes()))
+        .bind(held.since.timestamp_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(self.query_failed("recording a held write"))?;
+        Ok(())
+    }
+
+    /// Forgets the holds of `queue` except those for `keep` (the writes its plan still wants).
+    pub async fn release_held_writes(
+        &self,
+        queue: &QueueNo,
+        keep: &[(Member, WriteAction)],
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        let held = self.held_writes().await?;
+        for h in held.iter().filter(|h| &h.queue == queue) {
+            if keep.iter().any(|(m, a)| m == &h.member && *a == h.action) {
+                continue;
+            }
+            sqlx::query("DELETE FROM held_writes WHERE queue = ? AND member = ? AND action = ?")
+                .bind(h.queue.as_str())
+                .bind(h.member.to_string())
+                .bind(h.action.as_str())
+                .execute(&self.pool)
+                .await
+                .map_err(self.query_failed("releasing a held write"))?;
+        }
+        Ok(())
+    }
+
+    /// Every write held back by SPEC §3 rule 9, by queue, member and action.
+    pub async fn held_writes(&self) -> Result<Vec<HeldWrite>, StoreError> {
+        use sqlx::Row;
+        let rows = sqlx::query(
+            "SELECT queue, member, action, person, answer, basis, since_ms FROM held_writes \
+             ORDER BY queue, member, action",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.query_failed("reading held writes"))?;
+        let step = "reading held writes";
+        rows.iter()
+            .map(|r| {
+                let queue: String = r.try_get("queue").map_err(self.query_failed(step))?;
+                let member: String = r.try_get("member").map_err(self.query_failed(step))?;
+                let action: String = r.try_get("action").map_err(self.query_failed(step))?;
+                let basis: i64 = r.try_get("basis").map_err(self.query_failed(step))?;
+                let since: i64 = r.try_get("since_ms").map_err(self.query_failed(step))?;
+                let row = || format!("held_writes {queue} {member} {action}");
+                Ok(HeldWrite {
+                    queue: self.queue(row, &queue)?,
+                    member: self.member(row, &member)?,
+                    action: match action.as_str() {
+                        "add" => WriteAction::Add,
+                        "del" => WriteAction::Del,
+                        other => return Err(self.corrupt(row(), format!("action {other:?}"))),
+                    },
+                    person: r.try_get("person").map_err(self.query_failed(step))?,
+                    answer: r.try_get("answer").map_err(self.query_failed(step))?,
+                    basis: u64::from_ne_bytes(basis.to_ne_bytes()),
+                    since: self.time(row, since)?,
+                })
+            })
+            .collect()
     }
 
     /// The refusals of the last cycle, per queue; queues without refusals are absent.

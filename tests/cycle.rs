@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rooster::config::Config;
-use rooster::cycle::{Mode, Pbx, Reconciler, SystemClock, WriteError};
+use rooster::cycle::{Mode, Pbx, ReadError, Reconciler, SystemClock, WriteError};
 use rooster::daemon::{self, NoNotifier};
 use rooster::graph::GraphClient;
 use rooster::graph::client::{GraphOptions, RetryPolicy as GraphRetry};
@@ -581,7 +581,7 @@ struct InFlight {
 }
 
 impl Pbx for CountingPbx {
-    async fn list(&self, queue: &QueueNo) -> Result<BTreeSet<Member>, String> {
+    async fn list(&self, queue: &QueueNo) -> Result<BTreeSet<Member>, ReadError> {
         Pbx::list(&self.inner, queue).await
     }
     async fn write(
@@ -720,7 +720,7 @@ struct ListsSeeReads {
 }
 
 impl Pbx for ListsSeeReads {
-    async fn list(&self, queue: &QueueNo) -> Result<BTreeSet<Member>, String> {
+    async fn list(&self, queue: &QueueNo) -> Result<BTreeSet<Member>, ReadError> {
         let done = self.done.load(std::sync::atomic::Ordering::SeqCst);
         self.seen.lock().unwrap().push(done);
         Pbx::list(&self.inner, queue).await
@@ -790,7 +790,7 @@ struct HandAddsFirst {
 }
 
 impl Pbx for HandAddsFirst {
-    async fn list(&self, queue: &QueueNo) -> Result<BTreeSet<Member>, String> {
+    async fn list(&self, queue: &QueueNo) -> Result<BTreeSet<Member>, ReadError> {
         Pbx::list(&self.inner, queue).await
     }
     async fn write(
@@ -846,7 +846,7 @@ async fn a_member_added_by_hand_after_the_list_stays_unowned_and_is_never_remove
 struct DiesAfterWrite(TringClient);
 
 impl Pbx for DiesAfterWrite {
-    async fn list(&self, queue: &QueueNo) -> Result<BTreeSet<Member>, String> {
+    async fn list(&self, queue: &QueueNo) -> Result<BTreeSet<Member>, ReadError> {
         Pbx::list(&self.0, queue).await
     }
     async fn write(
@@ -1290,7 +1290,7 @@ struct SlowFirstWrite {
 }
 
 impl Pbx for SlowFirstWrite {
-    async fn list(&self, queue: &QueueNo) -> Result<BTreeSet<Member>, String> {
+    async fn list(&self, queue: &QueueNo) -> Result<BTreeSet<Member>, ReadError> {
         Pbx::list(&self.inner, queue).await
     }
     async fn write(

@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod normalize;
+mod port;
 pub mod token;
 
 pub use client::{CalendarRead, GraphClient, GraphError, GraphStats, RequestError, RetryPolicy};

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod client;
 pub mod parse;
+mod port;
 
 pub use cli::{CleanOutcome, agent_queues, queue_add, queue_clean, queue_del, queue_list};
 pub use client::{RetryPolicy, TringClient, TringClientOptions, TringStats};

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rooster::config::Config;
-use rooster::cycle::{CycleReport, Mode, Pbx, Reconciler, SystemClock, WriteError};
+use rooster::cycle::{CycleReport, Mode, Pbx, ReadError, Reconciler, SystemClock, WriteError};
 use rooster::graph::GraphClient;
 use rooster::graph::client::GraphOptions;
 use rooster::model::{
@@ -387,7 +387,7 @@ impl TestPbx {
 }
 
 impl Pbx for TestPbx {
-    async fn list(&self, queue: &QueueNo) -> Result<BTreeSet<Member>, String> {
+    async fn list(&self, queue: &QueueNo) -> Result<BTreeSet<Member>, ReadError> {
         let hang = self.control().hang.clone();
         if hang == Some(Hang::List(queue.clone())) {
             self.hang_forever().await;

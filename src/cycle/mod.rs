@@ -13,20 +13,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::config::Config;
-use crate::graph::GraphClient;
 use crate::metrics::Metrics;
 use crate::model::{CalendarRef, Event, Member, QueueNo, sanitize};
-use crate::plan::{ActionKind, PlanWarning, QueueInput, QueuePlan, RefusalKind, plan_queue};
+use crate::plan::{
+    ActionKind, PlanWarning, QueueInput, QueuePlan, RefusalKind, plan_queue, refusal_reason,
+};
 use crate::schedule::{self, Desired, Feeds, Schedule, ScheduleBuilder};
-use crate::store::{CalendarRead, CycleRecord, Intent, Outcome, Store, StoreError, WriteAction};
-use crate::tring::{TringClient, TringError, WriteOutcome};
+use crate::store::{
+    CalendarRead, CycleRecord, HeldWrite, Intent, Outcome, Store, StoreError, WriteAction,
+};
+use crate::tring::WriteOutcome;
+
+mod ports;
+pub use ports::{
+    CalendarResult, Calendars, Clock, Pbx, Permanence, ReadError, SystemClock, WriteError,
+};
 
 /// TRiNG calls in flight at once (tring-api.md "Limits": at most 4).
 const TRING_CONCURRENCY: usize = 4;
@@ -74,8 +82,8 @@ impl Deadlines {
     }
 }
 
-/// TRiNG `list` per queue; `Err` holds the sentence saying why not (SPEC §3 rule 2).
-pub type Lists = BTreeMap<QueueNo, Result<BTreeSet<Member>, String>>;
+/// TRiNG `list` per queue; `Err` says why not (SPEC §3 rule 2).
+pub type Lists = BTreeMap<QueueNo, Result<BTreeSet<Member>, ReadError>>;
 
 /// When a full cycle starts its queue lists while the calendars are still being read: as
 /// late as lets them end about when the reads do. Listing after the reads made a cycle the
@@ -149,98 +157,9 @@ fn unread(
         .filter(|c| !read.contains_key(*c))
         .map(|c| {
             let e = format!("calendar {c}: not read within {within}; counted as failed this cycle");
-            (c.clone(), Err(e))
+            (c.clone(), Err(ReadError::transient(e)))
         })
         .collect()
-}
-
-/// One calendar's read: its events, or the sentence saying why not.
-pub type CalendarResult = (CalendarRef, Result<Vec<Event>, String>);
-
-/// Where calendars come from: Graph, or a fake in tests.
-pub trait Calendars: Send + Sync {
-    /// Reads every calendar in `[from, to)`, yielding each as soon as it is read, in any
-    /// order. Each result is a complete read or an error sentence; calendars fail
-    /// independently (SPEC §5). A stream rather than one list so that the cycle holds one
-    /// calendar's events at a time, not a whole tenant's (issue 8).
-    fn read_all<'a>(
-        &'a self,
-        cals: &'a [CalendarRef],
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> impl Stream<Item = CalendarResult> + Send + 'a;
-}
-
-/// Why a TRiNG write did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WriteError {
-    /// TRiNG refused it, or it never reached TRiNG: nothing changed.
-    Failed(String),
-    /// It may or may not have been applied; the next `list` decides (SPEC §3 rule 7).
-    Uncertain(String),
-}
-
-/// The queue side: TRiNG, or a fake in tests.
-pub trait Pbx: Send + Sync {
-    fn list(&self, q: &QueueNo) -> impl Future<Output = Result<BTreeSet<Member>, String>> + Send;
-    fn write(
-        &self,
-        kind: ActionKind,
-        q: &QueueNo,
-        m: &Member,
-    ) -> impl Future<Output = Result<WriteOutcome, WriteError>> + Send;
-}
-
-/// The time source; injected so tests and the demo control it.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-impl Calendars for GraphClient {
-    fn read_all<'a>(
-        &'a self,
-        cals: &'a [CalendarRef],
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> impl Stream<Item = CalendarResult> + Send + 'a {
-        self.read_stream(cals, from, to)
-            .map(|(cal, r)| (cal, r.map(|read| read.events).map_err(|e| e.to_string())))
-    }
-}
-
-impl Pbx for TringClient {
-    async fn list(&self, q: &QueueNo) -> Result<BTreeSet<Member>, String> {
-        TringClient::list(self, q)
-            .await
-            .map(|v| v.into_iter().collect())
-            .map_err(|e| e.to_string())
-    }
-
-    async fn write(
-        &self,
-        kind: ActionKind,
-        q: &QueueNo,
-        m: &Member,
-    ) -> Result<WriteOutcome, WriteError> {
-        let result = match kind {
-            ActionKind::Add => self.add(q, m).await,
-            ActionKind::Del => self.del(q, m).await,
-        };
-        result.map_err(|e| match e {
-            TringError::WriteUncertain { .. } => WriteError::Uncertain(e.to_string()),
-            other => WriteError::Failed(other.to_string()),
-        })
-    }
 }
 
 /// How one calendar fared in this cycle's read.
@@ -294,6 +213,11 @@ pub struct CycleReport {
     pub queues_total: usize,
     /// The cycle stopped early because shutdown was requested.
     pub interrupted: bool,
+    /// Writes held back because TRiNG refused them for good (SPEC §3 rule 9), this cycle.
+    pub held: u32,
+    /// The queues whose plan ran to its end with every write confirmed: only their desired
+    /// sets count as applied, so a boundary cycle takes up the others again.
+    pub applied_in_full: BTreeSet<QueueNo>,
     /// Each readable queue's membership after this cycle's successful writes.
     pub live_after: BTreeMap<QueueNo, BTreeSet<Member>>,
     /// Each queue's owned members after this cycle (filled only when metrics are kept).
@@ -348,6 +272,9 @@ pub struct Reconciler<C, P, K> {
     list_round: Option<Duration>,
     /// The skipped-event warnings already logged that still hold (their events not over).
     warned: HashSet<String>,
+    /// A fingerprint of the persons, queues and rules: part of what a write held back by
+    /// SPEC §3 rule 9 depends on.
+    config_print: u64,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -363,7 +290,13 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
     ) -> Result<Self, StoreError> {
         // The first cycle always reads (`read_status` is empty); until then the schedule is
         // empty and no calendar counts as read.
+        let config_print = {
+            let mut h = std::hash::DefaultHasher::new();
+            format!("{:?}", (&cfg.persons, &cfg.queues, &cfg.rules)).hash(&mut h);
+            h.finish()
+        };
         Ok(Reconciler {
+            config_print,
             schedule: Arc::new(Schedule::default()),
             needed: schedule::calendars_needed(&cfg),
             feeds: schedule::queue_feeds(&cfg),
@@ -409,8 +342,12 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         self.schedule.next_boundary(&self.cfg, after)
     }
 
-    fn writes_state(&self) -> bool {
-        !self.dry_run && self.store.is_some()
+    /// The store to write to: `None` in a dry run (SPEC §3 rule 5) or before the state
+    /// exists. Every state write of a cycle, and the daemon's pruning, goes through this, so
+    /// a dry run cannot write by forgetting a check; the store itself refuses writes when
+    /// opened read-only as a second line.
+    pub fn writer(&self) -> Option<&Store> {
+        self.store.as_ref().filter(|_| !self.dry_run)
     }
 
     /// Reads every calendar a rule needs and builds the schedule from them, one calendar at a
@@ -434,6 +371,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         let mut builder = ScheduleBuilder::new(&self.cfg).with_capacity(expected + expected / 8);
         let mut status = BTreeMap::new();
         let mut pending = PendingReads::default();
+        // Field by field (not `self.writer()`), as the loop below updates `fingerprints`.
         let store = self.store.as_ref().filter(|_| !self.dry_run);
         // The reads stop at the read deadline; the calendars not read by then follow as failed.
         let mut results = std::pin::pin!(
@@ -465,7 +403,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                 CalendarStatus {
                     calendar: cal.to_string(),
                     complete: result.is_ok(),
-                    error: result.as_ref().err().cloned(),
+                    error: result.as_ref().err().map(ToString::to_string),
                 },
             );
             match result {
@@ -490,7 +428,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                         builder.add_calendar(&cal, &events);
                     }
                     if store.is_some() {
-                        pending.failed(cal, e);
+                        pending.failed(cal, e.message);
                     }
                 }
             }
@@ -543,7 +481,9 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                     async move {
                         let live = tokio::time::timeout_at(deadlines.list, pbx.list(&q))
                             .await
-                            .unwrap_or_else(|_| Err(format!("no answer within {within}")));
+                            .unwrap_or_else(|_| {
+                                Err(ReadError::transient(format!("no answer within {within}")))
+                            });
                         (q, live)
                     }
                 })
@@ -566,10 +506,9 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         live: &Lists,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        if !self.writes_state() {
+        let Some(store) = self.writer() else {
             return Ok(());
-        }
-        let store = self.store.as_ref().expect("writes_state checked");
+        };
         for (id, intent) in store.open_intents().await? {
             let Some(Ok(set)) = live.get(&intent.queue) else {
                 continue; // unreadable now: settle on a later cycle
@@ -734,9 +673,9 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                 Some(changed)
             }
         };
-        let cycle_id = match (&self.store, self.dry_run) {
-            (Some(s), false) => Some(s.start_cycle(start_at).await?),
-            _ => None,
+        let cycle_id = match self.writer() {
+            Some(s) => Some(s.start_cycle(start_at).await?),
+            None => None,
         };
         // Reads may be dropped at shutdown (nothing is written yet); writes may not (`act`).
         let obs = tokio::select! {
@@ -750,11 +689,10 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         // queues takes a second, and a boundary passed meanwhile belongs in this plan.
         let decided_at = self.clock.now().max(obs.at);
         let decision = self.decide(&obs, decided_at);
+        // Until this cycle shows otherwise, no queue observed counts as applied: a boundary
+        // cycle then takes up a queue whose list or write failed (SPEC §5).
         for q in obs.live.keys() {
-            if let Some(d) = decision.desired.queues.get(q) {
-                self.last_desired
-                    .insert(q.clone(), d.keys().cloned().collect());
-            }
+            self.last_desired.remove(q);
         }
         let mut report = CycleReport {
             decided_at: Some(decided_at),
@@ -793,7 +731,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         for (q, r) in &obs.live {
             if let Err(e) = r {
                 report.queues_failed += 1;
-                error!(queue = %q, error = %e, "queue list failed; the queue is left alone this cycle");
+                error!(queue = %q, error = %e, permanent = e.is_permanent(), "queue list failed; the queue is left alone this cycle");
                 report.errors.push(format!("queue {q}: list failed: {e}"));
             }
         }
@@ -808,21 +746,23 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         // does not depend on which queue finished first.
         // A queue's part is built only when its turn comes: an unstarted one is as large as
         // its deepest await (the HTTP request inside), and a tenant has hundreds of queues.
-        let mut waiting = decision.plans.iter().enumerate();
-        let mut running = futures::stream::FuturesUnordered::new();
         let mut parts = Vec::with_capacity(decision.plans.len());
-        loop {
-            while running.len() < TRING_CONCURRENCY {
-                let Some((n, plan)) = waiting.next() else {
-                    break;
-                };
-                let live = obs.live.get(&plan.queue).and_then(|r| r.as_ref().ok());
-                let part = self.act(plan, live, cancel, &deadlines);
-                running.push(async move { (n, part.await) });
-            }
-            match running.next().await {
-                Some(done) => parts.push(done),
-                None => break,
+        {
+            let mut waiting = decision.plans.iter().enumerate();
+            let mut running = futures::stream::FuturesUnordered::new();
+            loop {
+                while running.len() < TRING_CONCURRENCY {
+                    let Some((n, plan)) = waiting.next() else {
+                        break;
+                    };
+                    let live = obs.live.get(&plan.queue).and_then(|r| r.as_ref().ok());
+                    let part = self.act(plan, live, cancel, &deadlines);
+                    running.push(async move { (n, part.await) });
+                }
+                match running.next().await {
+                    Some(done) => parts.push(done),
+                    None => break,
+                }
             }
         }
         parts.sort_by_key(|(n, _)| *n);
@@ -833,8 +773,16 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             report.refused += r.refused;
             report.errors.extend(r.errors);
             report.interrupted |= r.interrupted;
+            report.held += r.held;
             for (q, live) in r.live_after {
                 report.live_after.insert(q, live);
+            }
+            report.applied_in_full.extend(r.applied_in_full);
+        }
+        for q in &report.applied_in_full {
+            if let Some(d) = decision.desired.queues.get(q) {
+                self.last_desired
+                    .insert(q.clone(), d.keys().cloned().collect());
             }
         }
 
@@ -857,7 +805,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         if let Some(m) = &self.metrics {
             m.cycle_finished(&report, elapsed, self.clock.now(), &decision, &obs);
         }
-        if let (Some(store), Some(id)) = (&self.store, cycle_id) {
+        if let (Some(store), Some(id)) = (self.writer(), cycle_id) {
             store
                 .finish_cycle(
                     id,
@@ -915,48 +863,63 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         let mut refusal_lines = Vec::new();
         for r in &plan.refused {
             let member = r.member.as_ref().map(|m| m.to_string()).unwrap_or_default();
-            match r.kind {
-                RefusalKind::KeepLast => {
-                    error!(queue = %q, member = %member, kind = "keep_last", "removal refused: {}", r.reason)
-                }
-                // Already reported as the list failure.
-                RefusalKind::UnreadableQueue => {}
-                _ => {
-                    warn!(queue = %q, member = %member, kind = ?r.kind, "removal refused: {}", r.reason)
-                }
-            }
-            if r.kind != RefusalKind::UnreadableQueue {
-                report.refused += 1;
-                report.errors.push(format!(
-                    "queue {q}: removal of {member} refused: {}",
-                    r.reason
-                ));
-            }
-            if let Some(m) = &self.metrics {
-                m.refusal(r.kind);
-            }
-            refusal_lines.push(format!("{:?}: {member} {}", r.kind, r.reason));
+            self.refused(q, &member, r.kind, &r.reason, report, &mut refusal_lines);
         }
+        let unreadable = plan
+            .refused
+            .iter()
+            .any(|r| r.kind == RefusalKind::UnreadableQueue);
         if self.dry_run {
             for a in &plan.actions {
                 info!(action = ?a.kind, queue = %q, member = %a.member, person = a.person.as_deref().unwrap_or("-"), reason = %a.reason, "dry run: would write");
             }
+            if !unreadable {
+                report.applied_in_full.insert(q.clone());
+            }
             return Ok(());
         }
-        let Some(store) = self.store.clone() else {
+        let Some(store) = self.writer().cloned() else {
             return Ok(());
         };
-        store.set_refusals(q, &refusal_lines).await?;
+        if unreadable {
+            // Rule 2: nothing is known of this queue; its holds stay as they are.
+            store.set_refusals(q, &refusal_lines).await?;
+            return Ok(());
+        }
         for m in &plan.forget_owned {
             info!(queue = %q, member = %m, "owned member left the queue outside rooster and is not desired; no longer owned");
             store.forget_owned(q, m).await?;
         }
+        let basis = self.basis(q);
+        let now = self.clock.now();
+        let mut held: BTreeMap<(Member, WriteAction), HeldWrite> = store
+            .held_writes()
+            .await?
+            .into_iter()
+            .filter(|h| &h.queue == q)
+            .map(|h| ((h.member.clone(), h.action), h))
+            .collect();
+        let wanted: Vec<(Member, WriteAction)> = plan
+            .actions
+            .iter()
+            .map(|a| (a.member.clone(), write_action(a.kind)))
+            .collect();
+        // Holds of writes the plan no longer wants are over (SPEC §3 rule 9: "until the
+        // config or the calendars feeding it change").
+        store.release_held_writes(q, &wanted).await?;
+        held.retain(|k, _| wanted.contains(k));
 
+        // SPEC §3 rules 1, 3 and 4 asked again before each del, of the gate the plan asked,
+        // now told only what TRiNG confirmed (an add that failed, was held back or whose
+        // answer never came counts as not applied).
+        let mut gate = plan.gate.clone();
+        let mut in_full = true;
         for (n, a) in plan.actions.iter().enumerate() {
             // SPEC §5 / STYLE 11: shutdown is checked between writes, never inside one.
             if cancel.is_cancelled() {
                 report.interrupted = true;
-                return Ok(());
+                in_full = false;
+                break;
             }
             // No write starts after the cycle's time is up; the next cycle plans them again.
             if tokio::time::Instant::now() >= deadlines.write {
@@ -967,13 +930,34 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                 );
                 warn!("{line}");
                 report.errors.push(line);
-                return Ok(());
+                in_full = false;
+                break;
             }
             let person = a.person.as_deref().unwrap_or("-");
-            let action = match a.kind {
-                ActionKind::Add => WriteAction::Add,
-                ActionKind::Del => WriteAction::Del,
-            };
+            let action = write_action(a.kind);
+            if a.kind == ActionKind::Del
+                && let Some(kind) = gate.refuses(&a.member)
+            {
+                let mut reason = refusal_reason(kind, q, &a.member, gate.max_removals());
+                if kind == RefusalKind::KeepLast {
+                    reason.push_str(": the member meant to replace it was not added");
+                }
+                let member = a.member.to_string();
+                self.refused(q, &member, kind, &reason, report, &mut refusal_lines);
+                in_full = false;
+                continue;
+            }
+            // SPEC §3 rule 9: a write TRiNG refused for good is not sent again until the
+            // config or the calendars feeding the queue change, or an hour has passed.
+            if let Some(h) = held.get(&(a.member.clone(), action)) {
+                if h.basis == basis && now < h.since + HOLD_FOR {
+                    debug!(action = action.as_str(), queue = %q, member = %a.member, person, answer = %h.answer, "write held back: TRiNG refused it for good earlier");
+                    report.held += 1;
+                    report.errors.push(held_line(h));
+                    in_full = false;
+                    continue;
+                }
+            }
             let id = store
                 .record_intent(&Intent {
                     queue: q.clone(),
@@ -984,6 +968,9 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                     at: self.clock.now(),
                 })
                 .await?;
+            if a.kind == ActionKind::Del {
+                gate.del_sent(&a.member);
+            }
             let write = self.pbx.write(a.kind, q, &a.member);
             let result = tokio::select! {
                 r = write => r,
@@ -1003,9 +990,14 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                     store
                         .record_outcome(id, &recorded, self.clock.now())
                         .await?;
+                    if held.remove(&(a.member.clone(), action)).is_some() {
+                        let still: Vec<_> = held.keys().cloned().collect();
+                        store.release_held_writes(q, &still).await?;
+                    }
                     let live = report.live_after.entry(q.clone()).or_default();
                     match a.kind {
                         ActionKind::Add => {
+                            gate.added(&a.member);
                             report.adds += 1;
                             live.insert(a.member.clone());
                         }
@@ -1021,16 +1013,41 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                     };
                     info!(action = action.as_str(), queue = %q, member = %a.member, person, reason = %a.reason, "{msg}");
                 }
-                Err(WriteError::Failed(e)) => {
+                Err(WriteError::Refused {
+                    permanence,
+                    message,
+                }) => {
+                    in_full = false;
                     store
-                        .record_outcome(id, &Outcome::Failed(e.clone()), self.clock.now())
+                        .record_outcome(id, &Outcome::Failed(message.clone()), self.clock.now())
                         .await?;
-                    error!(action = action.as_str(), queue = %q, member = %a.member, person, error = %e, "write failed");
-                    report
-                        .errors
-                        .push(format!("queue {q}: {} {} failed: {e}", action, a.member));
+                    if a.kind == ActionKind::Del {
+                        gate.del_refused(&a.member);
+                    }
+                    if permanence == Permanence::Permanent {
+                        let h = HeldWrite {
+                            queue: q.clone(),
+                            member: a.member.clone(),
+                            action,
+                            person: a.person.clone(),
+                            answer: sanitize(&message, 300),
+                            basis,
+                            since: self.clock.now(),
+                        };
+                        error!(action = action.as_str(), queue = %q, member = %a.member, person, answer = %h.answer, "TRiNG refused the write for a reason retrying cannot fix; not sending it again until the config or the calendars feeding the queue change, or for an hour");
+                        store.hold_write(&h).await?;
+                        report.held += 1;
+                        report.errors.push(held_line(&h));
+                    } else {
+                        error!(action = action.as_str(), queue = %q, member = %a.member, person, error = %message, "write failed; the next cycle tries again");
+                        report.errors.push(format!(
+                            "queue {q}: {action} {} failed: {message}",
+                            a.member
+                        ));
+                    }
                 }
                 Err(WriteError::Uncertain(e)) => {
+                    in_full = false;
                     // The intent stays open; the next cycle's `list` settles it.
                     store
                         .record_outcome(id, &Outcome::Uncertain(e.clone()), self.clock.now())
@@ -1042,8 +1059,89 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                 }
             }
         }
+        store.set_refusals(q, &refusal_lines).await?;
+        if in_full {
+            report.applied_in_full.insert(q.clone());
+        }
         Ok(())
     }
+
+    /// Logs and counts one del held back by a safety rule (the plan's or the executor's).
+    fn refused(
+        &self,
+        q: &QueueNo,
+        member: &str,
+        kind: RefusalKind,
+        reason: &str,
+        report: &mut CycleReport,
+        lines: &mut Vec<String>,
+    ) {
+        match kind {
+            RefusalKind::KeepLast => {
+                error!(queue = %q, member = %member, kind = "keep_last", "removal refused: {reason}")
+            }
+            // Already reported as the list failure.
+            RefusalKind::UnreadableQueue => {}
+            _ => {
+                warn!(queue = %q, member = %member, kind = ?kind, "removal refused: {reason}")
+            }
+        }
+        if kind != RefusalKind::UnreadableQueue {
+            report.refused += 1;
+            report
+                .errors
+                .push(format!("queue {q}: removal of {member} refused: {reason}"));
+        }
+        if let Some(m) = &self.metrics {
+            m.refusal(kind);
+        }
+        lines.push(format!("{kind:?}: {member} {reason}"));
+    }
+
+    /// What a held write depends on (SPEC §3 rule 9): the config, and the last good read of
+    /// every calendar feeding `q`. When it changes, a held write is tried again.
+    fn basis(&self, q: &QueueNo) -> u64 {
+        let mut h = std::hash::DefaultHasher::new();
+        self.config_print.hash(&mut h);
+        if let Some(f) = self.feeds.get(q) {
+            let own = self.own_calendars.iter().filter(|_| f.own);
+            for cal in own.chain(f.shared.iter()) {
+                self.fingerprints
+                    .get(cal)
+                    .copied()
+                    .unwrap_or(0)
+                    .hash(&mut h);
+            }
+        }
+        h.finish()
+    }
+}
+
+/// SPEC §3 rule 9: how long a permanent refusal holds a write back at most.
+const HOLD_FOR: chrono::Duration = chrono::Duration::hours(1);
+
+fn write_action(kind: ActionKind) -> WriteAction {
+    match kind {
+        ActionKind::Add => WriteAction::Add,
+        ActionKind::Del => WriteAction::Del,
+    }
+}
+
+/// The sentence `once` and the cycle record carry while a write is held back.
+fn held_line(h: &HeldWrite) -> String {
+    let person = h
+        .person
+        .as_deref()
+        .map(|p| format!(" ({p})"))
+        .unwrap_or_default();
+    format!(
+        "queue {}: {} {}{person} held back: TRiNG refused it for good ({}); not sent again until the config or the calendars feeding the queue change, or an hour after {}",
+        h.queue,
+        h.action,
+        h.member,
+        h.answer,
+        h.since.format("%Y-%m-%d %H:%M:%S UTC")
+    )
 }
 
 /// A calendar's events in 64 bits, to tell whether a read changed anything since the last one.
