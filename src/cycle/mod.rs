@@ -949,14 +949,15 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             }
             // SPEC §3 rule 9: a write TRiNG refused for good is not sent again until the
             // config or the calendars feeding the queue change, or an hour has passed.
-            if let Some(h) = held.get(&(a.member.clone(), action)) {
-                if h.basis == basis && now < h.since + HOLD_FOR {
-                    debug!(action = action.as_str(), queue = %q, member = %a.member, person, answer = %h.answer, "write held back: TRiNG refused it for good earlier");
-                    report.held += 1;
-                    report.errors.push(held_line(h));
-                    in_full = false;
-                    continue;
-                }
+            if let Some(h) = held.get(&(a.member.clone(), action))
+                && h.basis == basis
+                && now < h.since + HOLD_FOR
+            {
+                debug!(action = action.as_str(), queue = %q, member = %a.member, person, answer = %h.answer, "write held back: TRiNG refused it for good earlier");
+                report.held += 1;
+                report.errors.push(held_line(h));
+                in_full = false;
+                continue;
             }
             let id = store
                 .record_intent(&Intent {
