@@ -140,10 +140,7 @@ pub fn render_event(ev: &Event, r: &GraphRendering) -> Value {
         // All-day events are midnight to midnight; without a Prefer header they come in UTC.
         EventTime::AllDay { start, end } => (midnight(start), midnight(end), true),
     };
-    let digest = fnv(&serde_json::to_vec(ev).unwrap_or_default());
     let mut v = json!({
-        // A weak etag that changes whenever the event does, like Graph's changeKey.
-        "@odata.etag": format!("W/\"{digest:016x}\""),
         "id": ev.id,
         "iCalUId": format!(
             "040000008200E00074C5B7101A82E00800000000{:016X}",
@@ -168,6 +165,9 @@ pub fn render_event(ev: &Event, r: &GraphRendering) -> Value {
     if let Some(o) = &ev.organizer {
         v["organizer"] = json!({ "emailAddress": email_address(o, r.extras) });
     }
+    // A weak etag that changes whenever what Graph shows of the event does, like changeKey.
+    let digest = fnv(&serde_json::to_vec(&v).unwrap_or_default());
+    v["@odata.etag"] = json!(format!("W/\"{digest:016x}\""));
     if r.extras {
         add_extras(&mut v, ev);
     }
