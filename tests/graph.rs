@@ -1,23 +1,29 @@
 //! The Graph calendar reader against the Graph simulator and wiremock, all on 127.0.0.1
-//! (SPEC §5, graph-notes B2, B9, B12): paging, throttling, faults, token handling, the
-//! complete-or-error contract (SPEC §3 rule 1) and secrets kept out of logs and errors.
+//! (SPEC §5, graph-notes B2, B9, B12): paging, throttling, faults, token handling (its
+//! User-Agent included), the complete-or-error contract (SPEC §3 rule 1) and secrets kept out
+//! of logs and errors. Independent oracles for the Graph JSON: literal documents in
+//! Microsoft's documented shapes normalised to literal events, and the simulator's writer
+//! compared with literal JSON.
 
 use std::future::Future;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use rooster::config::{GraphConfig, SecretSource};
 use rooster::graph::client::GraphOptions;
-use rooster::graph::{GraphClient, GraphError, RequestError, RetryPolicy, TokenError};
+use rooster::graph::{
+    GraphClient, GraphError, RequestError, RetryPolicy, TokenError, TokenSource, normalize_page,
+};
 use rooster::model::{
     CalendarRef, Event, EventKind, EventTime, Mailbox, Secret, Sensitivity, ShowAs,
 };
 use rooster::sim::graph::{GraphFault, GraphFaultKind, GraphSim, GraphSimOptions};
+use rooster::sim::graph_event::{Fraction, GraphRendering, render_event};
 use serde_json::json;
 use url::Url;
-use wiremock::matchers::{method, path, query_param, query_param_is_missing};
+use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TENANT: &str = "00000000-0000-0000-0000-000000000000";
@@ -829,6 +835,475 @@ async fn wiremock_second_401_is_an_error_without_the_token() {
     for text in [err.to_string(), format!("{err:?}"), format!("{client:?}")] {
         assert!(!text.contains(WM_TOKEN) && !text.contains(SECRET), "{text}");
     }
+}
+
+#[tokio::test]
+async fn token_post_names_rooster_and_its_version_whatever_client_it_is_given() {
+    // SPEC §5 "Clients": every request carries a User-Agent naming rooster and its version;
+    // the token POST too, even over a bare reqwest client that sets none of its own.
+    let ua = concat!("rooster/", env!("CARGO_PKG_VERSION"));
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{TENANT}/oauth2/v2.0/token")))
+        .and(header("user-agent", ua))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "token_type": "Bearer", "expires_in": 3599, "access_token": WM_TOKEN
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let authority = Url::parse(&server.uri()).expect("url");
+    let source = TokenSource::new(
+        reqwest::Client::new(),
+        &authority,
+        TENANT,
+        CLIENT,
+        Secret::new(SECRET),
+    )
+    .expect("token source");
+    let token = within("token POST", source.token())
+        .await
+        .expect("the mock answers only a POST with rooster's User-Agent");
+    assert_eq!(token.expose(), WM_TOKEN);
+    let requests = server.received_requests().await.unwrap_or_default();
+    assert_eq!(requests.len(), 1);
+    let uas: Vec<_> = requests[0].headers.get_all("user-agent").iter().collect();
+    assert_eq!(uas, [ua], "exactly one User-Agent, rooster's");
+}
+
+#[tokio::test]
+async fn graph_client_sends_its_user_agent_on_the_token_post_and_the_reads() {
+    let ua = concat!("rooster/", env!("CARGO_PKG_VERSION"));
+    let server = wiremock_with_token().await;
+    Mock::given(method("GET"))
+        .and(path(VIEW))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(&["a"], None)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = wm_client(&server, fast());
+    let (from, to) = window();
+    within("read", client.read_calendar(&cal("jan@acme.nl"), from, to))
+        .await
+        .expect("read completes");
+    let requests = server.received_requests().await.unwrap_or_default();
+    assert_eq!(requests.len(), 2, "one token POST, one page");
+    for r in &requests {
+        let uas: Vec<_> = r.headers.get_all("user-agent").iter().collect();
+        assert_eq!(uas, [ua], "{} {}", r.method, r.url.path());
+    }
+}
+
+// ------------------------------------------- documented Graph JSON, checked by literal values
+//
+// These documents are written from Microsoft's published shapes (event resource, event-get,
+// event-list-instances, user-list-calendarview on learn.microsoft.com), as Graph answers
+// without `Prefer: outlook.timezone`, and the expected events are spelled out by hand: neither
+// side is produced by rooster's code, so the parser cannot agree with itself by construction.
+
+fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .expect("test instant")
+        .with_timezone(&Utc)
+}
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).expect("test date")
+}
+
+/// Normalises a calendarView page holding exactly one event.
+fn only_event(page: serde_json::Value) -> Event {
+    let (mut events, _) = normalize_page(page.to_string().as_bytes()).expect("page normalises");
+    assert_eq!(events.len(), 1);
+    events.remove(0)
+}
+
+#[test]
+fn documented_timed_event_in_utc_normalises_to_its_instants_and_addresses() {
+    let page = json!({
+        "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('jan%40acme.nl')/calendarView",
+        "value": [{
+            "@odata.etag": "W/\"IiLKjG2I7E+Xv0+ys6MD0wAEd5/kNQ==\"",
+            "id": "AAMkAGVmMDEzMTM4LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5e-T7KzowPTAAAAAAENAAAiIsqMbYjsT5e-T7KzowPTAAAa_WKzAAA=",
+            "iCalUId": "040000008200E00074C5B7101A82E00800000000D3D70B8A6A17D70100000000000000001000000074665914A06C3F49BB4B7D7EEE4304DA",
+            "subject": "Support shift",
+            "bodyPreview": "Take the support line",
+            "body": {"contentType": "html", "content": "<html><body>Take the support line</body></html>"},
+            "start": {"dateTime": "2026-03-30T07:00:00.0000000", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-03-30T15:00:00.0000000", "timeZone": "UTC"},
+            "originalStartTimeZone": "W. Europe Standard Time",
+            "originalEndTimeZone": "W. Europe Standard Time",
+            "isAllDay": false,
+            "isCancelled": false,
+            "showAs": "busy",
+            "categories": ["Support"],
+            "sensitivity": "normal",
+            "location": {"displayName": "Conf Room Rainier", "locationType": "default",
+                "uniqueId": "Conf Room Rainier", "uniqueIdType": "private"},
+            "organizer": {"emailAddress": {"name": "Irvin Sayers", "address": "IrvinS@M365x214355.onmicrosoft.com"}},
+            "attendees": [{
+                "type": "required",
+                "status": {"response": "none", "time": "0001-01-01T00:00:00Z"},
+                "emailAddress": {"name": "Engineering", "address": "engineering@M365x214355.onmicrosoft.com"}
+            }],
+            "type": "singleInstance",
+            "seriesMasterId": null,
+            "webLink": "https://outlook.office365.com/owa/?itemid=AAMkAGVmMDEzMTM4&exvsurl=1&path=/calendar/item"
+        }]
+    });
+    assert_eq!(
+        only_event(page),
+        Event {
+            id: "AAMkAGVmMDEzMTM4LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5e-T7KzowPTAAAAAAENAAAiIsqMbYjsT5e-T7KzowPTAAAa_WKzAAA=".into(),
+            subject: "Support shift".into(),
+            // 09:00–17:00 in Amsterdam on the Monday after the spring switch (CEST, UTC+2).
+            when: EventTime::Timed {
+                start: utc("2026-03-30T07:00:00Z"),
+                end: utc("2026-03-30T15:00:00Z"),
+            },
+            is_cancelled: false,
+            show_as: ShowAs::Busy,
+            categories: vec!["Support".into()],
+            sensitivity: Sensitivity::Normal,
+            organizer: Some("irvins@m365x214355.onmicrosoft.com".into()),
+            attendees: vec!["engineering@m365x214355.onmicrosoft.com".into()],
+            kind: EventKind::SingleInstance,
+            series_master_id: None,
+        }
+    );
+}
+
+#[test]
+fn documented_all_day_event_across_the_spring_switch_keeps_its_dates() {
+    let page = json!({"value": [{
+        "@odata.etag": "W/\"x3IAvB5fbUWf4XNcBFLNUwAAKuA3yQ==\"",
+        "id": "AAMkAGI2TG93AAA=",
+        "subject": "Leave",
+        "start": {"dateTime": "2026-03-28T00:00:00.0000000", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-03-30T00:00:00.0000000", "timeZone": "UTC"},
+        "isAllDay": true,
+        "isCancelled": false,
+        "showAs": "oof",
+        "categories": [],
+        "sensitivity": "normal",
+        "organizer": {"emailAddress": {"name": "Ans", "address": "ans@acme.nl"}},
+        "attendees": [],
+        "type": "singleInstance",
+        "seriesMasterId": null
+    }]});
+    let e = only_event(page);
+    assert_eq!(
+        e,
+        Event {
+            id: "AAMkAGI2TG93AAA=".into(),
+            subject: "Leave".into(),
+            // Saturday 28 and Sunday 29 March 2026 (the switch day); the end is exclusive.
+            when: EventTime::AllDay {
+                start: date(2026, 3, 28),
+                end: date(2026, 3, 30),
+            },
+            is_cancelled: false,
+            show_as: ShowAs::Oof,
+            categories: vec![],
+            sensitivity: Sensitivity::Normal,
+            organizer: Some("ans@acme.nl".into()),
+            attendees: vec![],
+            kind: EventKind::SingleInstance,
+            series_master_id: None,
+        }
+    );
+    // SPEC §2: local midnight to local midnight, so these two days are 24 + 23 hours.
+    let tz: chrono_tz::Tz = "Europe/Amsterdam".parse().expect("zone");
+    assert_eq!(
+        rooster::schedule::local_midnight(date(2026, 3, 28), tz),
+        utc("2026-03-27T23:00:00Z")
+    );
+    assert_eq!(
+        rooster::schedule::local_midnight(date(2026, 3, 30), tz),
+        utc("2026-03-29T22:00:00Z")
+    );
+}
+
+#[test]
+fn documented_private_event_is_private_and_described_without_its_subject() {
+    let page = json!({"value": [{
+        "@odata.etag": "W/\"DwAAABYAAAA2\"",
+        "id": "AAMkAGI2UHJpdmF0ZQAA",
+        "subject": "Dentist",
+        "start": {"dateTime": "2026-11-24T13:30:00.0000000", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-11-24T14:15:00.0000000", "timeZone": "UTC"},
+        "isAllDay": false,
+        "isCancelled": false,
+        "showAs": "oof",
+        "categories": [],
+        "sensitivity": "private",
+        "organizer": {"emailAddress": {"name": "Piet Jansen", "address": "Piet.Jansen@acme.nl"}},
+        "attendees": [],
+        "type": "singleInstance",
+        "seriesMasterId": null
+    }]});
+    let e = only_event(page);
+    assert_eq!(
+        e,
+        Event {
+            id: "AAMkAGI2UHJpdmF0ZQAA".into(),
+            subject: "Dentist".into(),
+            when: EventTime::Timed {
+                start: utc("2026-11-24T13:30:00Z"),
+                end: utc("2026-11-24T14:15:00Z"),
+            },
+            is_cancelled: false,
+            show_as: ShowAs::Oof,
+            categories: vec![],
+            sensitivity: Sensitivity::Private,
+            organizer: Some("piet.jansen@acme.nl".into()),
+            attendees: vec![],
+            kind: EventKind::SingleInstance,
+            series_master_id: None,
+        }
+    );
+    assert_eq!(e.display_subject(), "private event");
+}
+
+#[test]
+fn documented_cancelled_occurrence_is_cancelled_and_keeps_its_series() {
+    let page = json!({
+        "value": [{
+            "@odata.etag": "W/\"x3IAvB5fbUWf4XNcBFLNUwAAKuA3yQ==\"",
+            "id": "AAMkAGUzYAgI1ru1JMcAAEYAAAAAlNFb2CNPe0ucP9you",
+            "subject": "Canceled: Weekly on call",
+            "seriesMasterId": "AAMkAGUzYRgWAAA=",
+            "type": "occurrence",
+            "recurrence": null,
+            "start": {"dateTime": "2026-10-26T08:00:00.0000000", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-10-26T16:00:00.0000000", "timeZone": "UTC"},
+            "isAllDay": false,
+            "isCancelled": true,
+            "showAs": "free",
+            "categories": ["Piket"],
+            "sensitivity": "normal",
+            "organizer": {"emailAddress": {"name": "Piket", "address": "piket@acme.nl"}},
+            "attendees": [
+                {"type": "required", "status": {"response": "accepted", "time": "2026-10-01T09:12:00Z"},
+                 "emailAddress": {"name": "Ans", "address": "ANS@acme.nl"}},
+                {"type": "optional", "status": {"response": "none", "time": "0001-01-01T00:00:00Z"},
+                 "emailAddress": {"name": "Jan", "address": "jan@acme.nl"}}
+            ]
+        }],
+        "@odata.nextLink": "https://graph.microsoft.com/v1.0/users/piket@acme.nl/calendarView?startDateTime=2026-10-25T00:00:00Z&endDateTime=2026-11-08T00:00:00Z&$skip=10"
+    });
+    let (events, next) = normalize_page(page.to_string().as_bytes()).expect("page normalises");
+    assert_eq!(
+        next.as_deref(),
+        Some(
+            "https://graph.microsoft.com/v1.0/users/piket@acme.nl/calendarView?startDateTime=2026-10-25T00:00:00Z&endDateTime=2026-11-08T00:00:00Z&$skip=10"
+        )
+    );
+    assert_eq!(
+        events,
+        [Event {
+            id: "AAMkAGUzYAgI1ru1JMcAAEYAAAAAlNFb2CNPe0ucP9you".into(),
+            subject: "Canceled: Weekly on call".into(),
+            // 09:00–17:00 Amsterdam the day after the autumn switch (CET, UTC+1).
+            when: EventTime::Timed {
+                start: utc("2026-10-26T08:00:00Z"),
+                end: utc("2026-10-26T16:00:00Z"),
+            },
+            is_cancelled: true,
+            show_as: ShowAs::Free,
+            categories: vec!["Piket".into()],
+            sensitivity: Sensitivity::Normal,
+            organizer: Some("piket@acme.nl".into()),
+            attendees: vec!["ans@acme.nl".into(), "jan@acme.nl".into()],
+            kind: EventKind::Occurrence,
+            series_master_id: Some("AAMkAGUzYRgWAAA=".into()),
+        }]
+    );
+}
+
+/// The simulator's made-up etag for [`known_event`]: a digest of what it shows of the event.
+const KNOWN_ETAG: &str = "W/\"dfc0d27152b5e42b\"";
+
+/// One event with every field the simulator writes set to something telling.
+fn known_event() -> Event {
+    Event {
+        id: "AAMkSIM-occ-1".into(),
+        subject: "Weekly on call".into(),
+        when: EventTime::Timed {
+            start: utc("2026-03-30T07:00:00Z"),
+            end: utc("2026-03-30T15:00:00Z"),
+        },
+        is_cancelled: false,
+        show_as: ShowAs::WorkingElsewhere,
+        categories: vec!["Piket".into()],
+        sensitivity: Sensitivity::Confidential,
+        organizer: Some("piket@acme.nl".into()),
+        attendees: vec!["jan.de.vries@acme.nl".into()],
+        kind: EventKind::Occurrence,
+        series_master_id: Some("AAMkSIM-master".into()),
+    }
+}
+
+#[test]
+fn sim_renders_a_known_event_as_literal_graph_json() {
+    let got = render_event(&known_event(), &GraphRendering::default());
+    let want = json!({
+        "@odata.etag": KNOWN_ETAG,
+        "id": "AAMkSIM-occ-1",
+        "iCalUId": "040000008200E00074C5B7101A82E0080000000042CFC48C7AC16D02",
+        "subject": "Weekly on call",
+        "start": {"dateTime": "2026-03-30T07:00:00.0000000", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-03-30T15:00:00.0000000", "timeZone": "UTC"},
+        "isAllDay": false,
+        "isCancelled": false,
+        "showAs": "workingElsewhere",
+        "categories": ["Piket"],
+        "sensitivity": "confidential",
+        "organizer": {"emailAddress": {"name": "Piket", "address": "piket@acme.nl"}},
+        "attendees": [{
+            "type": "required",
+            "status": {"response": "none", "time": "0001-01-01T00:00:00Z"},
+            "emailAddress": {"name": "Jan De Vries", "address": "jan.de.vries@acme.nl"}
+        }],
+        "type": "occurrence",
+        "seriesMasterId": "AAMkSIM-master"
+    });
+    assert_eq!(got, want);
+
+    let all_day = Event {
+        id: "AAMkSIM-leave".into(),
+        when: EventTime::AllDay {
+            start: date(2026, 3, 28),
+            end: date(2026, 3, 30),
+        },
+        organizer: None,
+        attendees: vec![],
+        kind: EventKind::SingleInstance,
+        series_master_id: None,
+        ..known_event()
+    };
+    let short = GraphRendering {
+        fraction: Fraction::None,
+        ..GraphRendering::default()
+    };
+    let got = render_event(&all_day, &short);
+    assert_eq!(got["isAllDay"], json!(true));
+    assert_eq!(
+        got["start"],
+        json!({"dateTime": "2026-03-28T00:00:00", "timeZone": "UTC"})
+    );
+    assert_eq!(
+        got["end"],
+        json!({"dateTime": "2026-03-30T00:00:00", "timeZone": "UTC"})
+    );
+    assert_eq!(got["type"], json!("singleInstance"));
+    assert_eq!(got["seriesMasterId"], json!(null));
+    assert!(got.get("organizer").is_none(), "{got}");
+}
+
+#[tokio::test]
+async fn sim_answers_select_with_only_those_properties_id_and_etag() {
+    let sim = sim().await;
+    let mb = mailbox("piket@acme.nl");
+    sim.set_events(&mb, None, vec![known_event()]);
+    let http = reqwest::Client::new();
+    let token_url = sim
+        .authority()
+        .join(&format!("{TENANT}/oauth2/v2.0/token"))
+        .expect("url");
+    let token: serde_json::Value = within(
+        "token",
+        http.post(token_url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", CLIENT),
+                ("client_secret", SECRET),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ])
+            .send(),
+    )
+    .await
+    .expect("token answer")
+    .json()
+    .await
+    .expect("token json");
+    let bearer = token["access_token"].as_str().expect("access_token");
+    let url = format!(
+        "{}/users/piket@acme.nl/calendarView?startDateTime=2026-03-30T00:00:00Z&endDateTime=2026-03-31T00:00:00Z&$select=subject,start",
+        sim.base_url()
+    );
+    let body: serde_json::Value = within("calendarView", http.get(url).bearer_auth(bearer).send())
+        .await
+        .expect("calendarView answer")
+        .json()
+        .await
+        .expect("calendarView json");
+    assert_eq!(
+        body["value"],
+        json!([{
+            "@odata.etag": KNOWN_ETAG,
+            "id": "AAMkSIM-occ-1",
+            "subject": "Weekly on call",
+            "start": {"dateTime": "2026-03-30T07:00:00.0000000", "timeZone": "UTC"}
+        }])
+    );
+    assert!(body.get("@odata.nextLink").is_none(), "{body}");
+    sim.shutdown();
+}
+
+#[tokio::test]
+async fn sim_extras_and_fraction_less_times_are_read_as_the_same_events() {
+    // What real Graph may add (body, location, webLink, unknown properties, mixed-case
+    // addresses, `$select` not honoured) and times without a fraction change nothing.
+    let sim = within(
+        "starting the simulator",
+        GraphSim::start(GraphSimOptions {
+            tenant_id: TENANT.into(),
+            client_id: CLIENT.into(),
+            client_secret: SECRET.into(),
+            page_size: 2,
+            rendering: GraphRendering {
+                extras: true,
+                fraction: Fraction::None,
+            },
+            ..GraphSimOptions::default()
+        }),
+    )
+    .await
+    .expect("simulator starts");
+    let leave = Event {
+        id: "leave".into(),
+        when: EventTime::AllDay {
+            start: t(24).date_naive(),
+            end: t(72).date_naive(),
+        },
+        show_as: ShowAs::Oof,
+        ..shift("leave", 0)
+    };
+    let private = Event {
+        sensitivity: Sensitivity::Private,
+        ..shift("private", 30)
+    };
+    let occurrence = Event {
+        kind: EventKind::Occurrence,
+        series_master_id: Some("master".into()),
+        attendees: vec!["ans@acme.nl".into(), "jan.de.vries@acme.nl".into()],
+        is_cancelled: true,
+        ..shift("occ", 50)
+    };
+    let events = vec![shift("single", 2), leave, private, occurrence];
+    sim.set_events(&mailbox("jan@acme.nl"), None, events.clone());
+    let client = sim_client(&sim);
+    let (from, to) = window();
+    let read = within(
+        "reading with extras",
+        client.read_calendar(&cal("jan@acme.nl"), from, to),
+    )
+    .await
+    .expect("read completes");
+    assert_eq!(read.events, events);
+    assert_eq!(read.pages, 2);
+    sim.shutdown();
 }
 
 // ---------------------------------------------------------------- redaction

@@ -320,7 +320,7 @@ impl GraphClient {
         let http = reqwest::Client::builder()
             .connect_timeout(opts.connect_timeout)
             .timeout(opts.request_timeout)
-            .user_agent(concat!("rooster/", env!("CARGO_PKG_VERSION")))
+            .user_agent(super::USER_AGENT)
             // A redirect would carry the bearer token to wherever it points.
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -15,3 +15,7 @@ pub mod token;
 pub use client::{CalendarRead, GraphClient, GraphError, GraphStats, RequestError, RetryPolicy};
 pub use normalize::{NormalizeError, normalize_event, normalize_page};
 pub use token::{TokenError, TokenSource};
+
+/// Sent on every request to Graph and to Entra, token POST included (SPEC §5 "Clients"), so
+/// both services' logs name the caller and its version.
+pub(crate) const USER_AGENT: &str = concat!("rooster/", env!("CARGO_PKG_VERSION"));

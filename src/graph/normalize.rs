@@ -1,4 +1,4 @@
-//! Graph calendarView JSON → [`model::Event`](crate::model::Event), and back for the simulator.
+//! Graph calendarView JSON → [`model::Event`](crate::model::Event).
 //! SPEC §2, graph-notes B4–B7.
 //!
 //! Pure: no HTTP, no clock. Times are read as UTC (we never send `Prefer: outlook.timezone`);
@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::model::{Event, EventKind, EventTime, Sensitivity, ShowAs, sanitize};
 
@@ -36,7 +36,7 @@ pub enum NormalizeError {
 }
 
 /// Graph's `dateTimeTimeZone`: an offset-less `dateTime` and a zone name.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GraphDateTime {
     pub date_time: String,
@@ -44,7 +44,7 @@ pub struct GraphDateTime {
     pub time_zone: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GraphEmailAddress {
     #[serde(default)]
@@ -54,7 +54,7 @@ pub struct GraphEmailAddress {
 }
 
 /// Graph's `recipient` / `attendee` (only the address is used).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GraphRecipient {
     #[serde(default)]
@@ -62,7 +62,7 @@ pub struct GraphRecipient {
 }
 
 /// The fields of Graph's `event` that rooster `$select`s. Unknown fields are ignored.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GraphEvent {
     pub id: String,
@@ -278,68 +278,6 @@ pub fn dedupe(events: Vec<Event>) -> Vec<Event> {
         }
     }
     out
-}
-
-fn graph_time(t: NaiveDateTime) -> GraphDateTime {
-    GraphDateTime {
-        // Graph writes seven fractional digits; chrono has no `%.7f`.
-        date_time: format!(
-            "{}.{:07}",
-            t.format("%Y-%m-%dT%H:%M:%S"),
-            t.and_utc().timestamp_subsec_nanos() / 100
-        ),
-        time_zone: Some("UTC".to_owned()),
-    }
-}
-
-/// The inverse of [`from_graph`], for the simulator: a model event as Graph would send it
-/// without `Prefer: outlook.timezone` (UTC; all-day as midnight date-times).
-pub fn to_graph(ev: &Event) -> GraphEvent {
-    let (start, end, all_day) = match ev.when {
-        EventTime::Timed { start, end } => (start.naive_utc(), end.naive_utc(), false),
-        EventTime::AllDay { start, end } => (
-            start.and_hms_opt(0, 0, 0).unwrap_or_default(),
-            end.and_hms_opt(0, 0, 0).unwrap_or_default(),
-            true,
-        ),
-    };
-    let recipient = |a: &str| GraphRecipient {
-        email_address: Some(GraphEmailAddress {
-            address: Some(a.to_owned()),
-            name: None,
-        }),
-    };
-    GraphEvent {
-        id: ev.id.clone(),
-        subject: Some(ev.subject.clone()),
-        start: Some(graph_time(start)),
-        end: Some(graph_time(end)),
-        is_all_day: Some(all_day),
-        is_cancelled: Some(ev.is_cancelled),
-        show_as: Some(ev.show_as.as_str().to_owned()),
-        categories: Some(ev.categories.clone()),
-        sensitivity: Some(
-            match ev.sensitivity {
-                Sensitivity::Normal => "normal",
-                Sensitivity::Personal => "personal",
-                Sensitivity::Private => "private",
-                Sensitivity::Confidential => "confidential",
-            }
-            .to_owned(),
-        ),
-        organizer: ev.organizer.as_deref().map(recipient),
-        attendees: Some(ev.attendees.iter().map(|a| recipient(a)).collect()),
-        kind: Some(
-            match ev.kind {
-                EventKind::SingleInstance => "singleInstance",
-                EventKind::Occurrence => "occurrence",
-                EventKind::Exception => "exception",
-                EventKind::SeriesMaster => "seriesMaster",
-            }
-            .to_owned(),
-        ),
-        series_master_id: ev.series_master_id.clone(),
-    }
 }
 
 #[cfg(test)]
@@ -558,10 +496,23 @@ mod tests {
 
     #[test]
     fn model_events_round_trip_through_graph_json() {
+        // Rendered by the simulator's own writer (written from Microsoft's docs, not from
+        // this parser), lean and with everything real Graph may add.
+        use crate::sim::graph_event::{GraphRendering, render_event};
         let (events, _) = page();
-        for e in events {
-            let json = serde_json::to_value(to_graph(&e)).expect("serialise");
-            assert_eq!(normalize_event(&json).expect("round trip"), e);
+        for extras in [false, true] {
+            let r = GraphRendering {
+                extras,
+                ..GraphRendering::default()
+            };
+            for e in &events {
+                let json = render_event(e, &r);
+                assert_eq!(
+                    &normalize_event(&json).expect("round trip"),
+                    e,
+                    "extras {extras}"
+                );
+            }
         }
     }
 

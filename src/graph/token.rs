@@ -6,7 +6,8 @@
 //! `error_codes` array (`[7000222]`) and an `AADSTS…` description that the operator message
 //! depends on (an expired secret must read differently from a wrong one, graph-notes B12),
 //! and `oauth2`'s `BasicErrorResponse` keeps only `error`/`error_description`. The POST also
-//! shares the Graph client's one reqwest client (timeouts, User-Agent, no redirects).
+//! shares the Graph client's one reqwest client (timeouts, no redirects) and sends rooster's
+//! User-Agent itself, whatever client it is given.
 //!
 //! Holds the client secret and the token; both are [`Secret`]s and every type here redacts
 //! them in `Debug`. Nothing here logs a URL with a secret (the secret travels in the body).
@@ -201,6 +202,9 @@ impl TokenSource {
         let resp = self
             .http
             .post(self.url.clone())
+            // Set here, not only on the shared client: a TokenSource built over any other
+            // client must still name rooster to Entra (SPEC §5 "Clients").
+            .header(reqwest::header::USER_AGENT, super::USER_AGENT)
             .form(&form)
             .send()
             .await

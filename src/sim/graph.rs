@@ -1,8 +1,10 @@
 //! A simulated Microsoft Graph and Entra token endpoint on 127.0.0.1 (axum), for the demo and
 //! the tests (SPEC §6). It issues client-credentials tokens (checking the secret and answering
 //! with Entra's real `AADSTS` error shapes), serves `calendarView` from model events with
-//! `$skip` paging and window filtering, lists named calendars, records requests (never the
-//! token) and injects faults on demand.
+//! `$select`, `$skip` paging and window filtering, lists named calendars, records requests
+//! (never the token) and injects faults on demand. Events are written as JSON by
+//! [`graph_event`](super::graph_event), from Microsoft's documented shapes and never through
+//! rooster's own parser types, so the simulator can catch a misreading of Graph.
 //!
 //! Not a faithful Graph: only what rooster calls. Knows nothing of rules or queues.
 
@@ -23,8 +25,8 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use url::Url;
 
-use crate::graph::normalize::to_graph;
 use crate::model::{Event, EventTime, Mailbox};
+use crate::sim::graph_event::{GraphRendering, render_event, select};
 
 /// How the simulator is set up.
 #[derive(Clone)]
@@ -35,6 +37,8 @@ pub struct GraphSimOptions {
     /// Events per page (default 10, as Graph); a smaller `$top` is honoured.
     pub page_size: usize,
     pub token_ttl: Duration,
+    /// How events are written (see [`GraphRendering`]); the default is the lean shape.
+    pub rendering: GraphRendering,
 }
 
 impl std::fmt::Debug for GraphSimOptions {
@@ -45,6 +49,7 @@ impl std::fmt::Debug for GraphSimOptions {
             .field("client_secret", &"[redacted]")
             .field("page_size", &self.page_size)
             .field("token_ttl", &self.token_ttl)
+            .field("rendering", &self.rendering)
             .finish()
     }
 }
@@ -57,6 +62,7 @@ impl Default for GraphSimOptions {
             client_secret: "sim-client-secret".into(),
             page_size: 10,
             token_ttl: Duration::from_secs(3599),
+            rendering: GraphRendering::default(),
         }
     }
 }
@@ -681,11 +687,21 @@ async fn calendar_view_answer(
         .get(&(mailbox.clone(), name))
         .map(|evs| evs.iter().filter(|e| overlaps(e, from, to)).collect())
         .unwrap_or_default();
+    let rendering = &shared.opts.rendering;
+    // Graph honours `$select`; with the extras switch on the simulator answers as if it had
+    // not, so rooster sees everything a real answer may carry.
+    let fields = q.get("$select").filter(|_| !rendering.extras);
     let value: Vec<serde_json::Value> = events
         .iter()
         .skip(skip)
         .take(top)
-        .filter_map(|e| serde_json::to_value(to_graph(e)).ok())
+        .map(|e| {
+            let v = render_event(e, rendering);
+            match fields {
+                Some(f) => select(v, f),
+                None => v,
+            }
+        })
         .collect();
     let mut body = json!({
         "@odata.context": format!("{}/$metadata#users('{}')/calendarView", shared.base, mailbox),

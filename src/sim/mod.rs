@@ -3,4 +3,5 @@
 //! record requests, and inject faults on demand.
 
 pub mod graph;
+pub mod graph_event;
 pub mod tring;
