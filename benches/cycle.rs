@@ -43,7 +43,7 @@ use rooster::sim::graph::{GraphFault, GraphFaultKind, GraphSim, GraphSimOptions}
 use rooster::sim::tring::{Action, Fault, FaultKind, SimTringOptions, TringSim};
 use rooster::store::{OpenMode, Store};
 use rooster::tring::client::TringClientOptions;
-use rooster::tring::{TringClient, WriteOutcome};
+use rooster::tring::{KnownMembers, TringClient, WriteOutcome};
 
 const SEED: u64 = 0x5EED_2026_0008;
 const TRING_KEY: &str = "sim-key";
@@ -425,7 +425,8 @@ async fn child_main(a: &ChildArgs) -> Res<()> {
         Secret::new(TRING_KEY),
         TringClientOptions::default(),
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())?
+    .with_known_members(KnownMembers::from_config(&cfg));
     let store = Store::open(&a.state, OpenMode::Writer)
         .await
         .map_err(|e| e.to_string())?;
@@ -918,7 +919,9 @@ async fn run_lag(a: &Args) -> Res<LagResult> {
     .map_err(|e| e.to_string())?;
     let reads = Arc::new(AtomicU64::new(0));
     let pbx = TimedPbx {
-        inner: TringClient::new(&cfg.tring, Secret::new(TRING_KEY)).map_err(|e| e.to_string())?,
+        inner: TringClient::new(&cfg.tring, Secret::new(TRING_KEY))
+            .map_err(|e| e.to_string())?
+            .with_known_members(KnownMembers::from_config(&cfg)),
         writes: Arc::new(Mutex::new(Vec::new())),
         lists: Arc::new(AtomicU64::new(0)),
     };

@@ -21,7 +21,7 @@ use crate::metrics::{self, Metrics};
 use crate::model::{CalendarRef, Event, EventTime, Mailbox, Member, QueueNo, sanitize};
 use crate::schedule;
 use crate::store::{OpenMode, Store, StoreError};
-use crate::tring::TringClient;
+use crate::tring::{KnownMembers, TringClient};
 
 /// Exit codes of SPEC §4.
 pub const EXIT_OK: u8 = 0;
@@ -68,7 +68,8 @@ fn clients(cfg: &Config, secrets: &Secrets) -> Result<(GraphClient, TringClient)
     let graph = GraphClient::new(&cfg.graph, secrets.graph_client_secret.clone())
         .map_err(|e| CommandError::Failed(e.to_string()))?;
     let tring = TringClient::new(&cfg.tring, secrets.tring_key.clone())
-        .map_err(|e| CommandError::Failed(e.to_string()))?;
+        .map_err(|e| CommandError::Failed(e.to_string()))?
+        .with_known_members(KnownMembers::from_config(cfg));
     Ok((graph, tring))
 }
 

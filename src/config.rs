@@ -371,12 +371,41 @@ fn secret_source(
     }
 }
 
-fn members(ctx: &Ctx, what: &str, list: &[Spanned<String>]) -> Result<Vec<Member>, ConfigError> {
+/// A queue's `static` or `fallback` members. SPEC §2: a mobile can only ever be added if it
+/// is a configured person's `mobile`, so `cu:NUMBER` must be one; and an `ext:` that is a
+/// person's mobile could not be told from that mobile in a `list` (tring-api.md
+/// "Recognising a member whatever the shape").
+fn members(
+    ctx: &Ctx,
+    what: &str,
+    list: &[Spanned<String>],
+    persons: &[Person],
+) -> Result<Vec<Member>, ConfigError> {
     list.iter()
         .map(|m| {
-            m.get_ref()
+            let member = m
+                .get_ref()
                 .parse::<Member>()
-                .map_err(|e| ctx.err_at(m, format!("{what}: {e}")))
+                .map_err(|e| ctx.err_at(m, format!("{what}: {e}")))?;
+            let mobile_of = |digits: &str| {
+                persons
+                    .iter()
+                    .find(|p| p.mobile.as_ref().is_some_and(|pm| pm.as_str() == digits))
+            };
+            match &member {
+                Member::Custom(c) if mobile_of(c.as_str()).is_none() => Err(ctx.err_at(
+                    m,
+                    format!("{what}: {member} is not the mobile of any configured person"),
+                )),
+                Member::Agent(e) => match mobile_of(e.as_str()) {
+                    Some(p) => Err(ctx.err_at(
+                        m,
+                        format!("{what}: {member} is {:?}'s mobile; write cu:{e}", p.name),
+                    )),
+                    None => Ok(member),
+                },
+                Member::Custom(_) => Ok(member),
+            }
         })
         .collect()
 }
@@ -562,6 +591,38 @@ impl Config {
                         .map_err(|e| ctx.err_at(m, format!("{label}: {e}")))?,
                 ),
             };
+            // A number that is both a mobile and an extension could not be told apart in a
+            // TRiNG list that spells members as bare numbers (tring-api.md "Recognising a
+            // member whatever the shape"), so one of the two would flap every cycle.
+            if let (Some(m), Some(span)) = (&mobile, &rp.mobile) {
+                let owner = if m.as_str() == extension.as_str() {
+                    Some(name.as_str())
+                } else {
+                    persons
+                        .iter()
+                        .find(|q| q.extension.as_str() == m.as_str())
+                        .map(|q| q.name.as_str())
+                };
+                if let Some(owner) = owner {
+                    return Err(ctx.err_at(
+                        span,
+                        format!("{label}: mobile {m} is also {owner:?}'s extension"),
+                    ));
+                }
+            }
+            if let Some(other) = persons.iter().find(|q| {
+                q.mobile
+                    .as_ref()
+                    .is_some_and(|m| m.as_str() == extension.as_str())
+            }) {
+                return Err(ctx.err_at(
+                    &rp.extension,
+                    format!(
+                        "{label}: extension {extension} is also {:?}'s mobile",
+                        other.name
+                    ),
+                ));
+            }
             let mut aliases = Vec::new();
             for a in &rp.aliases {
                 let alias = a.get_ref().trim();
@@ -618,8 +679,13 @@ impl Config {
                 ownership,
                 keep_last: rq.keep_last.unwrap_or(true),
                 max_removals,
-                fallback: members(&ctx, &format!("{label}: fallback"), &rq.fallback)?,
-                static_members: members(&ctx, &format!("{label}: static"), &rq.static_members)?,
+                fallback: members(&ctx, &format!("{label}: fallback"), &rq.fallback, &persons)?,
+                static_members: members(
+                    &ctx,
+                    &format!("{label}: static"),
+                    &rq.static_members,
+                    &persons,
+                )?,
                 number,
             });
         }
@@ -1052,6 +1118,26 @@ mod tests {
                 "[tring]: key_file or key_env is required",
             ),
             ("as = \"agent\"", "as = \"robot\"", "as \"robot\" is not"),
+            (
+                "extension = \"203\"",
+                "extension = \"0687654321\"",
+                "person \"Anouk Bakker\": extension 0687654321 is also \"Piet Jansen\"'s mobile",
+            ),
+            (
+                "fallback = [\"ext:200\"]",
+                "fallback = [\"cu:0699999999\"]",
+                "queue 600: fallback: cu:0699999999 is not the mobile of any configured person",
+            ),
+            (
+                "static = []",
+                "static = [\"ext:201\", \"cu:0699999999\"]",
+                "queue 600: static: cu:0699999999 is not the mobile of any configured person",
+            ),
+            (
+                "static = []",
+                "static = [\"ext:0612345678\"]",
+                "queue 600: static: ext:0612345678 is \"Jan de Vries\"'s mobile",
+            ),
         ];
         for (old, new, want) in cases {
             let text = example_with(old, new);
@@ -1066,6 +1152,43 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn mobile_equal_to_an_extension_is_refused_at_the_mobile() {
+        // Jan's extension becomes Piet's mobile: Piet's mobile line is at fault.
+        let text = example_with("extension = \"201\"", "extension = \"0687654321\"");
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.line, Some(line_of(&text, "mobile = \"0687654321\"")));
+        assert!(
+            err.message.contains(
+                "person \"Piet Jansen\": mobile 0687654321 is also \"Jan de Vries\"'s extension"
+            ),
+            "{err}"
+        );
+        // One person's own extension and mobile the same.
+        let text = example_with("extension = \"202\"", "extension = \"0687654321\"");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("mobile 0687654321 is also \"Piet Jansen\"'s extension"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn configured_mobiles_may_be_static_or_fallback_members() {
+        let text = example_with("static = []", "static = [\"cu:0612345678\"]");
+        let text = text.replacen(
+            "fallback = [\"ext:200\"]",
+            "fallback = [\"ext:200\", \"cu:0687654321\"]",
+            1,
+        );
+        let cfg = parse(&text).unwrap();
+        assert_eq!(
+            cfg.queues[0].static_members,
+            vec!["cu:0612345678".parse().unwrap()]
+        );
+        assert_eq!(cfg.queues[0].fallback.len(), 2);
     }
 
     #[test]

@@ -34,7 +34,7 @@ use crate::model::{
 use crate::sim::graph::{GraphSim, GraphSimOptions};
 use crate::sim::tring::{SimTringOptions, TringSim};
 use crate::store::{OpenMode, Store, StoreError, WriteAction};
-use crate::tring::{TringClient, TringClientOptions, TringError};
+use crate::tring::{KnownMembers, TringClient, TringClientOptions, TringError};
 
 // ---- the script, in demo seconds (`DemoOptions::scale` stretches or shrinks them) ----------
 //
@@ -719,7 +719,8 @@ fn clients(cfg: &Config, graph: &GraphSim) -> Result<(GraphClient, TringClient),
                 base_delay: Duration::from_millis(50),
             },
         },
-    )?;
+    )?
+    .with_known_members(KnownMembers::from_config(cfg));
     Ok((graph_client, tring_client))
 }
 

@@ -216,7 +216,8 @@ async fn dispatch(cli: Cli) -> Result<u8, CommandError> {
         }
         Command::Queue { action } => {
             let client = rooster::tring::TringClient::new(&cfg.tring, secrets.tring_key.clone())
-                .map_err(|e| CommandError::Failed(e.to_string()))?;
+                .map_err(|e| CommandError::Failed(e.to_string()))?
+                .with_known_members(rooster::tring::KnownMembers::from_config(&cfg));
             let failed = |e: rooster::tring::TringError| CommandError::Failed(e.to_string());
             use rooster::tring::cli as t;
             match action {
@@ -266,7 +267,8 @@ async fn dispatch(cli: Cli) -> Result<u8, CommandError> {
             action: AgentAction::Queues { ext, json },
         } => {
             let client = rooster::tring::TringClient::new(&cfg.tring, secrets.tring_key.clone())
-                .map_err(|e| CommandError::Failed(e.to_string()))?;
+                .map_err(|e| CommandError::Failed(e.to_string()))?
+                .with_known_members(rooster::tring::KnownMembers::from_config(&cfg));
             let ext = Extension::parse(&ext).map_err(usage)?;
             match rooster::tring::cli::agent_queues(&client, &ext, json, &mut stdout).await {
                 Ok(()) => Ok(EXIT_OK),

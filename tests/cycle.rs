@@ -21,7 +21,9 @@ use rooster::plan::ActionKind;
 use rooster::sim::graph::{GraphFault, GraphFaultKind, GraphSim, GraphSimOptions};
 use rooster::sim::tring::{Action, Fault, FaultKind, SimTringOptions, TringSim};
 use rooster::store::{OpenMode, Store};
-use rooster::tring::{RetryPolicy as TringRetry, TringClient, TringClientOptions, WriteOutcome};
+use rooster::tring::{
+    KnownMembers, RetryPolicy as TringRetry, TringClient, TringClientOptions, WriteOutcome,
+};
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
@@ -195,7 +197,8 @@ queues = ["610"]
                 ..TringClientOptions::default()
             },
         )
-        .unwrap();
+        .unwrap()
+        .with_known_members(KnownMembers::from_config(&self.cfg));
         (graph, tring)
     }
 

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use rooster::graph::normalize::normalize_page;
 use rooster::model::{Event, EventKind, EventTime, Extension, Member, Mobile, Sensitivity, ShowAs};
 use rooster::sim::graph_event::{GraphRendering, render_event};
-use rooster::tring::{TringError, parse_list};
+use rooster::tring::{KnownMembers, TringError, parse_list};
 
 const CASES: u32 = 256;
 const EXAMPLE: &str = include_str!("../config/rooster.example.toml");
@@ -125,6 +125,38 @@ fn spelling(m: &Member, style: u8, tenant: &str) -> String {
     }
 }
 
+/// The same, with the spellings of a custom destination that only configured mobiles make
+/// readable (tring-api.md "Recognising a member whatever the shape").
+fn spelling_known(m: &Member, style: u8, tenant: &str) -> String {
+    match m {
+        Member::Custom(c) => match style % 4 {
+            0 => c.to_string(),
+            1 => format!("{c}-{tenant}"),
+            2 => format!("SIP/{c}-{tenant}"),
+            _ => format!("Local/{c}@{tenant}-custom"),
+        },
+        agent => spelling(agent, style, tenant),
+    }
+}
+
+/// A list answer holding `spelled` entries: the JSON string array, or plain — the status
+/// line with a count and one entry per line (`stated`), or one pipe-separated line (an
+/// empty queue is only ever the stated `0 members`).
+fn plain_or_json(spelled: &[String], plain: bool, stated: bool) -> String {
+    if !plain {
+        return serde_json::to_string(spelled).expect("serialise");
+    }
+    if stated || spelled.is_empty() {
+        let head = format!("Success|{} members in queue 600|", spelled.len());
+        std::iter::once(head)
+            .chain(spelled.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("\n")
+    } else {
+        format!("Success|{}|", spelled.join("|"))
+    }
+}
+
 /// An instant Graph can carry: whole 100 ns ticks (seven fractional digits) in years 1–9999.
 fn graph_instant() -> impl Strategy<Value = DateTime<Utc>> {
     // 0001-01-01 .. 9999-12-31 in seconds since the epoch.
@@ -224,7 +256,10 @@ proptest! {
         let entries: Vec<String> = exts.iter().map(|e| format!("{e}-{tenant}")).collect();
         let body = serde_json::to_string(&entries).expect("serialise");
         let want: Vec<Member> = exts.into_iter().map(Member::Agent).collect();
-        prop_assert_eq!(parse_list(&body, "ACME").expect("well-formed list parses"), want);
+        prop_assert_eq!(
+            parse_list(&body, "ACME", &KnownMembers::default()).expect("well-formed list parses"),
+            want
+        );
     }
 
     #[test]
@@ -234,18 +269,41 @@ proptest! {
         stated in any::<bool>(),
     ) {
         let spelled: Vec<String> = members.iter().map(|(m, s)| spelling(m, *s, "ACME")).collect();
-        let body = if plain {
-            let head = if stated {
-                format!("Success|{} members in queue 600|", spelled.len())
-            } else {
-                "Success|queue 600|".to_owned()
-            };
-            std::iter::once(head).chain(spelled).collect::<Vec<_>>().join("\n")
-        } else {
-            serde_json::to_string(&spelled).expect("serialise")
-        };
+        let body = plain_or_json(&spelled, plain, stated);
         let want: Vec<Member> = members.into_iter().map(|(m, _)| m).collect();
-        prop_assert_eq!(parse_list(&body, "ACME").expect("well-formed list parses"), want);
+        prop_assert_eq!(
+            parse_list(&body, "ACME", &KnownMembers::default()).expect("well-formed list parses"),
+            want
+        );
+    }
+
+    #[test]
+    fn configured_mobiles_read_back_as_custom_destinations_in_every_spelling(
+        members in proptest::collection::vec((member(), any::<u8>()), 0..12),
+        plain in any::<bool>(),
+        stated in any::<bool>(),
+    ) {
+        // The config the parser is given: every mobile and extension in the list. Config
+        // validation refuses a number that is both, so such lists are not generated.
+        let mobiles: Vec<Mobile> = members.iter().filter_map(|(m, _)| match m {
+            Member::Custom(c) => Some(c.clone()),
+            Member::Agent(_) => None,
+        }).collect();
+        let extensions: Vec<Extension> = members.iter().filter_map(|(m, _)| match m {
+            Member::Agent(e) => Some(e.clone()),
+            Member::Custom(_) => None,
+        }).collect();
+        prop_assume!(!mobiles.iter().any(|c| extensions.iter().any(|e| e.as_str() == c.as_str())));
+        let known = KnownMembers::new(mobiles, extensions);
+        // A pipe-separated line holds interfaces only, so no bare number there.
+        let pipe = plain && !stated;
+        let spelled: Vec<String> = members
+            .iter()
+            .map(|(m, s)| spelling_known(m, if pipe && s % 4 == 0 { 1 } else { *s }, "ACME"))
+            .collect();
+        let body = plain_or_json(&spelled, plain, stated);
+        let want: Vec<Member> = members.into_iter().map(|(m, _)| m).collect();
+        prop_assert_eq!(parse_list(&body, "ACME", &known).expect("well-formed list parses"), want);
     }
 
     #[test]
@@ -257,7 +315,7 @@ proptest! {
         let mut entries: Vec<String> = exts.iter().map(|e| format!("{e}-ACME")).collect();
         entries.insert(at.index(entries.len() + 1), "201-OTHER".to_owned());
         let body = serde_json::to_string(&entries).expect("serialise");
-        let got = parse_list(&body, "ACME");
+        let got = parse_list(&body, "ACME", &KnownMembers::default());
         prop_assert!(matches!(got, Err(TringError::Unparseable { .. })), "{:?}", got);
     }
 

@@ -36,7 +36,7 @@ use rooster::schedule::{self, CalendarEvents};
 use rooster::sim::graph::{GraphFault, GraphFaultKind, GraphSim, GraphSimOptions};
 use rooster::sim::tring::{Action, Fault, FaultKind, SimTringOptions, TringSim};
 use rooster::store::{OpenMode, Store};
-use rooster::tring::TringClient;
+use rooster::tring::{KnownMembers, TringClient};
 use tokio_util::sync::CancellationToken;
 
 const ANOUK: &str = "anouk@acme.nl";
@@ -473,7 +473,8 @@ impl Soak {
                 .unwrap_or_else(|e| panic!("soak config must parse: {e}")),
         );
         let real = TringClient::with_options(&cfg.tring, Secret::new(TRING_KEY), tring_options())
-            .expect("tring client");
+            .expect("tring client")
+            .with_known_members(KnownMembers::from_config(&cfg));
         Soak {
             graph,
             graph_opts,

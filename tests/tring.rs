@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use rooster::config::{SecretSource, TringConfig};
 use rooster::model::{Extension, Member, Mobile, QueueNo, Secret};
+use rooster::plan::ActionKind;
 use rooster::sim::tring::{Action, Fault, FaultKind, ListShape, SimTringOptions, TringSim};
 use rooster::tring::{
-    CleanOutcome, RejectReason, RetryPolicy, TringClient, TringClientOptions, TringError,
-    WriteOutcome, parse_clean, parse_list, parse_listqueues, parse_write,
+    CleanOutcome, KnownMembers, RejectReason, RetryPolicy, TringClient, TringClientOptions,
+    TringError, WriteOutcome, parse_clean, parse_list, parse_listqueues, parse_write,
 };
 use url::Url;
 use wiremock::matchers::{header, method, path, query_param};
@@ -92,6 +93,18 @@ fn cu(s: &str) -> Member {
     Member::Custom(Mobile::parse(s).unwrap())
 }
 
+/// The configured persons' numbers, as `KnownMembers::from_config` would give them: Jan
+/// (extension 201, mobile 0612345678) and Piet (extension 202).
+fn known() -> KnownMembers {
+    KnownMembers::new(
+        [Mobile::parse("0612345678").unwrap()],
+        [
+            Extension::parse("201").unwrap(),
+            Extension::parse("202").unwrap(),
+        ],
+    )
+}
+
 fn fast_options() -> TringClientOptions {
     TringClientOptions {
         connect_timeout: Duration::from_secs(1),
@@ -109,7 +122,9 @@ fn client_for(base_url: Url, key: &str) -> TringClient {
         tenant: TENANT.to_owned(),
         key: SecretSource::Env("TRING_KEY".to_owned()),
     };
-    TringClient::with_options(&cfg, Secret::new(key), fast_options()).unwrap()
+    TringClient::with_options(&cfg, Secret::new(key), fast_options())
+        .unwrap()
+        .with_known_members(known())
 }
 
 fn sim_options() -> SimTringOptions {
@@ -148,7 +163,10 @@ fn count(sim: &TringSim, action: Action) -> usize {
 #[derive(Clone, Copy, Debug)]
 enum Call {
     List,
-    Write,
+    /// The answer to an `add` (writes are read for the action sent).
+    Add,
+    /// The answer to a `del`.
+    Del,
     Clean,
     ListQueues,
 }
@@ -184,15 +202,62 @@ const FIXTURES: &[(&str, Call, &str)] = &[
         "ok: ext:201 cu:0612345678",
     ),
     ("list_plain_empty.txt", Call::List, "ok:"),
+    // How a custom destination is spelled in the observed string array is unknown; each
+    // spelling reads as the configured mobile (tring-api.md "Recognising a member").
+    (
+        "list_json_strings_cu_bare.json",
+        Call::List,
+        "ok: ext:201 cu:0612345678",
+    ),
+    (
+        "list_json_strings_cu_suffixed.json",
+        Call::List,
+        "ok: ext:201 cu:0612345678",
+    ),
+    (
+        "list_json_strings_cu_local.json",
+        Call::List,
+        "ok: ext:201 cu:0612345678",
+    ),
+    (
+        "list_json_objects_without_type_bare.json",
+        Call::List,
+        "ok: ext:201 cu:0612345678",
+    ),
+    (
+        "list_plain_pipe.txt",
+        Call::List,
+        "ok: ext:201 cu:0612345678",
+    ),
+    (
+        "list_plain_pipe_agents.txt",
+        Call::List,
+        "ok: ext:201 ext:202",
+    ),
+    // SPEC §3 rule 2: a plain answer that is no list is never an empty queue.
+    (
+        "list_plain_pipe_not_interfaces.txt",
+        Call::List,
+        "unparseable",
+    ),
+    (
+        "list_plain_lines_without_count.txt",
+        Call::List,
+        "unparseable",
+    ),
     ("listqueues_json.json", Call::ListQueues, "ok: 600 700"),
     ("listqueues_json_empty.json", Call::ListQueues, "ok:"),
     ("listqueues_plain.txt", Call::ListQueues, "ok: 600 700"),
-    ("write_ok.txt", Call::Write, "ok: applied"),
-    ("add_success_agent.txt", Call::Write, "ok: applied"),
-    ("add_success_custom.txt", Call::Write, "ok: applied"),
-    ("del_success.txt", Call::Write, "ok: applied"),
-    ("add_already_member.txt", Call::Write, "ok: already"),
-    ("del_not_member.txt", Call::Write, "ok: already"),
+    ("write_ok.txt", Call::Add, "ok: applied"),
+    ("write_ok.txt", Call::Del, "ok: applied"),
+    ("add_success_agent.txt", Call::Add, "ok: applied"),
+    ("add_success_custom.txt", Call::Add, "ok: applied"),
+    ("del_success.txt", Call::Del, "ok: applied"),
+    ("add_already_member.txt", Call::Add, "ok: already"),
+    ("del_not_member.txt", Call::Del, "ok: already"),
+    // The idempotent messages only count for the action they answer (tring-api.md).
+    ("add_not_member.txt", Call::Add, "rejected: Other"),
+    ("del_already_member.txt", Call::Del, "rejected: Other"),
     (
         "clean_success.txt",
         Call::Clean,
@@ -206,7 +271,7 @@ const FIXTURES: &[(&str, Call, &str)] = &[
     ),
     (
         "error_invalid_key.txt",
-        Call::Write,
+        Call::Add,
         "rejected: InvalidKey permanent",
     ),
     (
@@ -226,17 +291,17 @@ const FIXTURES: &[(&str, Call, &str)] = &[
     ),
     (
         "error_read_only_key.txt",
-        Call::Write,
+        Call::Add,
         "rejected: PermissionDenied permanent",
     ),
     (
         "error_custom_destination_not_found.txt",
-        Call::Write,
+        Call::Add,
         "rejected: CustomDestinationNotFound permanent",
     ),
     (
         "error_invalid_extension.txt",
-        Call::Write,
+        Call::Add,
         "rejected: InvalidExtension permanent",
     ),
     (
@@ -246,7 +311,7 @@ const FIXTURES: &[(&str, Call, &str)] = &[
     ),
     ("add_already_member.txt", Call::List, "rejected: Other"),
     ("garbage_html_proxy_page.html", Call::List, "unparseable"),
-    ("garbage_html_proxy_page.html", Call::Write, "unparseable"),
+    ("garbage_html_proxy_page.html", Call::Add, "unparseable"),
     ("garbage_html_proxy_page.html", Call::Clean, "unparseable"),
     (
         "garbage_html_proxy_page.html",
@@ -254,7 +319,7 @@ const FIXTURES: &[(&str, Call, &str)] = &[
         "unparseable",
     ),
     ("garbage_empty_body.txt", Call::List, "unparseable"),
-    ("garbage_empty_body.txt", Call::Write, "unparseable"),
+    ("garbage_empty_body.txt", Call::Add, "unparseable"),
     ("garbage_empty_body.txt", Call::ListQueues, "ok:"),
     ("garbage_truncated_json.json", Call::List, "unparseable"),
     (
@@ -269,8 +334,8 @@ const FIXTURES: &[(&str, Call, &str)] = &[
         Call::List,
         "unparseable",
     ),
-    ("list_json_strings.json", Call::Write, "unparseable"),
-    ("list_plain_interfaces.txt", Call::Write, "unparseable"),
+    ("list_json_strings.json", Call::Add, "unparseable"),
+    ("list_plain_interfaces.txt", Call::Add, "unparseable"),
 ];
 
 fn fixture_dir() -> PathBuf {
@@ -296,16 +361,22 @@ fn summarise<T>(r: Result<T, TringError>, ok: impl Fn(T) -> String) -> String {
 fn parse_fixture(call: Call, body: &str) -> String {
     let words = |v: Vec<String>| v.iter().map(|s| format!(" {s}")).collect::<String>();
     match call {
-        Call::List => summarise(parse_list(body, TENANT), |ms| {
+        Call::List => summarise(parse_list(body, TENANT, &known()), |ms| {
             words(ms.iter().map(ToString::to_string).collect())
         }),
         Call::ListQueues => summarise(parse_listqueues(body), |qs| {
             words(qs.iter().map(ToString::to_string).collect())
         }),
-        Call::Write => summarise(parse_write(body), |o| match o {
-            WriteOutcome::Applied => " applied".to_owned(),
-            WriteOutcome::AlreadyInState => " already".to_owned(),
-        }),
+        Call::Add | Call::Del => {
+            let action = match call {
+                Call::Add => ActionKind::Add,
+                _ => ActionKind::Del,
+            };
+            summarise(parse_write(body, action), |o| match o {
+                WriteOutcome::Applied => " applied".to_owned(),
+                WriteOutcome::AlreadyInState => " already".to_owned(),
+            })
+        }
         Call::Clean => summarise(parse_clean(body), |m| format!(" {m}")),
     }
 }
@@ -341,15 +412,60 @@ fn every_fixture_file_has_an_expectation() {
 
 // ---------- client against the simulator ----------
 
+#[test]
+fn a_bare_number_needs_the_configured_mobiles_to_read_as_a_custom_destination() {
+    // Without the config's numbers the observed string array cannot say that "0612345678"
+    // is Jan's mobile: read alone it is an extension, which made an exclusive queue add
+    // cu:0612345678 and del ext:0612345678 every cycle.
+    let body = fixture("list_json_strings_cu_bare.json");
+    assert_eq!(
+        parse_list(&body, TENANT, &KnownMembers::default()),
+        Ok(vec![ext("201"), ext("0612345678")])
+    );
+    assert_eq!(
+        parse_list(&body, TENANT, &known()),
+        Ok(vec![ext("201"), cu("0612345678")])
+    );
+}
+
+#[test]
+fn a_plain_pipe_list_of_two_agents_is_two_members() {
+    assert_eq!(
+        parse_list("Success|SIP/201-ACME|SIP/202-ACME|", TENANT, &known()),
+        Ok(vec![ext("201"), ext("202")])
+    );
+    assert_eq!(
+        parse_list(
+            "Success|SIP/201-ACME|SIP/202-ACME|",
+            TENANT,
+            &KnownMembers::default()
+        ),
+        Ok(vec![ext("201"), ext("202")])
+    );
+}
+
+#[test]
+fn idempotent_answers_to_the_other_action_are_refusals() {
+    for (file, action) in [
+        ("add_not_member.txt", ActionKind::Add),
+        ("del_already_member.txt", ActionKind::Del),
+    ] {
+        match parse_write(&fixture(file), action) {
+            Err(
+                e @ TringError::Rejected {
+                    reason: RejectReason::Other,
+                    ..
+                },
+            ) => assert!(!e.is_permanent() && !e.is_retryable(), "{file}: {e}"),
+            other => panic!("{file} answering {action:?}: {other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn list_reads_every_simulated_shape() {
     capture_logs();
-    for shape in [
-        ListShape::JsonStrings,
-        ListShape::JsonObjects,
-        ListShape::JsonObjectsTenantSuffixed,
-        ListShape::Plain,
-    ] {
+    for shape in ListShape::ALL {
         let sim = within(
             "start",
             TringSim::start(SimTringOptions {
@@ -366,6 +482,90 @@ async fn list_reads_every_simulated_shape() {
         assert_eq!(empty, Ok(vec![]), "{shape:?}");
         within("shutdown", sim.shutdown()).await;
     }
+}
+
+/// The raw `list` answer of the simulator, asked as rooster asks (`format=json`).
+async fn raw_list(sim: &TringSim, queue: &str) -> String {
+    let mut url = sim.base_url();
+    url.query_pairs_mut()
+        .append_pair("key", KEY)
+        .append_pair("reqtype", "queue")
+        .append_pair("tenant", TENANT)
+        .append_pair("number", queue)
+        .append_pair("action", "list")
+        .append_pair("format", "json");
+    within("raw list", async {
+        reqwest::get(url).await.unwrap().text().await.unwrap()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_simulator_spells_a_custom_destination_in_every_shape() {
+    // The simulator's own rendering, checked against tring-api.md's example bodies without
+    // going through rooster's parser. Queue 600 holds ext:201 and cu:0612345678.
+    use serde_json::{Value, json};
+    capture_logs();
+    let (sim, _client) = sim().await;
+    let objects = |ty: bool| {
+        let agent = if ty {
+            json!({"extension":"201","interface":"SIP/201-ACME","name":"","type":"agent","penalty":0,"paused":false})
+        } else {
+            json!({"extension":"201","name":"","penalty":0,"paused":false})
+        };
+        let custom = if ty {
+            json!({"extension":"0612345678","interface":"Local/0612345678@ACME-custom","name":"","type":"CU","penalty":0,"paused":false})
+        } else {
+            json!({"extension":"0612345678","name":"","penalty":0,"paused":false})
+        };
+        json!([agent, custom])
+    };
+    let mut suffixed = objects(true);
+    suffixed[0]["extension"] = json!("201-ACME");
+    let cases: Vec<(ListShape, Value, Value)> = vec![
+        (
+            ListShape::JsonStrings,
+            json!(["201-ACME", "Local/0612345678@ACME-custom"]),
+            Value::Null,
+        ),
+        (
+            ListShape::JsonStringsCuBare,
+            json!(["201-ACME", "0612345678"]),
+            Value::Null,
+        ),
+        (
+            ListShape::JsonStringsCuSuffixed,
+            json!(["201-ACME", "0612345678-ACME"]),
+            Value::Null,
+        ),
+        (ListShape::JsonObjects, objects(true), json!([])),
+        (ListShape::JsonObjectsTenantSuffixed, suffixed, json!([])),
+        (ListShape::JsonObjectsWithoutType, objects(false), json!([])),
+    ];
+    for (shape, full, empty) in cases {
+        sim.set_shape(shape);
+        let body: Value = serde_json::from_str(&raw_list(&sim, "600").await).unwrap();
+        assert_eq!(body, full, "{shape:?}");
+        let body: Value = serde_json::from_str(&raw_list(&sim, "700").await).unwrap();
+        assert_eq!(body, empty, "{shape:?} empty");
+    }
+    let empty = "Success|0 members in queue 700|\n";
+    for (shape, full) in [
+        (
+            ListShape::Plain,
+            "Success|2 members in queue 600|\nSIP/201-ACME\nLocal/0612345678@ACME-custom\n",
+        ),
+        (
+            ListShape::PlainPipe,
+            "Success|SIP/201-ACME|Local/0612345678@ACME-custom|",
+        ),
+    ] {
+        sim.set_shape(shape);
+        assert_eq!(sim.shape(), shape);
+        assert_eq!(raw_list(&sim, "600").await, full, "{shape:?}");
+        assert_eq!(raw_list(&sim, "700").await, empty, "{shape:?} empty");
+    }
+    within("shutdown", sim.shutdown()).await;
 }
 
 #[tokio::test]
@@ -816,6 +1016,49 @@ async fn writes_and_listqueues_against_wiremock() {
         .await,
         Ok(vec![q("600"), q("700")])
     );
+    within("verify", server.verify()).await;
+}
+
+#[tokio::test]
+async fn an_idempotent_answer_to_the_other_action_is_no_success() {
+    let server = mock_server().await;
+    Mock::given(query_param("action", "add"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(fixture("add_not_member.txt")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(query_param("action", "del"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(fixture("del_already_member.txt")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = client_for(url_of(&server), KEY);
+    for (what, got) in [
+        (
+            "add",
+            within("add", client.add(&q("600"), &ext("201"))).await,
+        ),
+        (
+            "del",
+            within("del", client.del(&q("600"), &ext("201"))).await,
+        ),
+    ] {
+        // A clear refusal: not applied, not uncertain, not permanent.
+        assert!(
+            matches!(
+                got,
+                Err(TringError::Rejected {
+                    reason: RejectReason::Other,
+                    ..
+                })
+            ),
+            "{what}: {got:?}"
+        );
+    }
+    let stats = client.stats();
+    assert_eq!(stats.get("add", "rejected"), 1);
+    assert_eq!(stats.get("del", "rejected"), 1);
+    assert_eq!(stats.get("add", "already") + stats.get("del", "already"), 0);
     within("verify", server.verify()).await;
 }
 

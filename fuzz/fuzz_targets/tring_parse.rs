@@ -6,8 +6,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rooster::model::{Member, QueueNo};
-use rooster::tring::{parse_clean, parse_list, parse_listqueues, parse_write};
+use rooster::model::{Extension, Member, Mobile, QueueNo};
+use rooster::plan::ActionKind;
+use rooster::tring::{KnownMembers, parse_clean, parse_list, parse_listqueues, parse_write};
 
 fn assert_loggable(e: &rooster::tring::TringError) {
     let text = e.to_string();
@@ -19,19 +20,28 @@ fn assert_loggable(e: &rooster::tring::TringError) {
 
 fuzz_target!(|data: &[u8]| {
     let body = String::from_utf8_lossy(data);
-    for tenant in ["ACME", ""] {
-        match parse_list(&body, tenant) {
-            Ok(members) => {
-                for m in members {
-                    let again: Member = m.to_string().parse().expect("a parsed member re-parses");
-                    assert_eq!(again, m);
+    let configured = KnownMembers::new(
+        [Mobile::parse("0612345678").expect("test mobile")],
+        [Extension::parse("201").expect("test extension")],
+    );
+    for known in [KnownMembers::default(), configured] {
+        for tenant in ["ACME", ""] {
+            match parse_list(&body, tenant, &known) {
+                Ok(members) => {
+                    for m in members {
+                        let again: Member =
+                            m.to_string().parse().expect("a parsed member re-parses");
+                        assert_eq!(again, m);
+                    }
                 }
+                Err(e) => assert_loggable(&e),
             }
-            Err(e) => assert_loggable(&e),
         }
     }
-    if let Err(e) = parse_write(&body) {
-        assert_loggable(&e);
+    for action in [ActionKind::Add, ActionKind::Del] {
+        if let Err(e) = parse_write(&body, action) {
+            assert_loggable(&e);
+        }
     }
     match parse_clean(&body) {
         Ok(message) => assert!(!message.chars().any(char::is_control), "{message:?}"),

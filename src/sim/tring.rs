@@ -1,8 +1,10 @@
 //! A stateful TRiNG `proxyapi.php` simulator on 127.0.0.1 (axum), for the demo and for tests
 //! of every crate user. It answers as `shared/tring-api.md` describes — key, tenant and queue
 //! checks, `type=CU` only for known custom destinations, the idempotent `Error|` answers,
-//! JSON lists in the observed shape (or the alternatives via [`ListShape`]) — records each
-//! request, and injects faults on demand ([`TringSim::inject`]).
+//! JSON lists in the observed shape (or, switchable at start or while running, every
+//! alternative tring-api.md names via [`ListShape`]) — records each request, and injects
+//! faults on demand ([`TringSim::inject`]). The list shapes are rendered here, by the
+//! simulator's own code, never by calling rooster's parser.
 //!
 //! It never keeps the key of a request: a recorded request says only whether the key was
 //! right, and the recorded query has the key replaced by `[redacted]`. It logs nothing.
@@ -33,18 +35,48 @@ use crate::model::{Member, Mobile, QueueNo, Secret};
 /// The path TRiNG serves the API on.
 pub const API_PATH: &str = "/pbx/proxyapi.php";
 
-/// How `action=list` answers when `format=json` is asked (without it, always plain).
+/// How `action=list` answers when `format=json` is asked (without it, plain: the pipe line
+/// for [`ListShape::PlainPipe`], the status line and one interface per line otherwise).
+/// Agents are `201-ACME` in every JSON string shape (the observed form); the shapes differ
+/// in how a custom destination is spelled, which tring-api.md leaves open ("Recognising a
+/// member whatever the shape").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ListShape {
     /// The observed shape: `["201-ACME","Local/0612345678@ACME-custom"]`, `null` when empty.
     #[default]
     JsonStrings,
+    /// The observed string array with a custom destination as a bare number:
+    /// `["201-ACME","0612345678"]`, `null` when empty.
+    JsonStringsCuBare,
+    /// The observed string array with a custom destination written like an agent:
+    /// `["201-ACME","0612345678-ACME"]`, `null` when empty.
+    JsonStringsCuSuffixed,
     /// `[{"extension":"201","interface":"SIP/201-ACME","type":"agent",…}, …]`, `[]` when empty.
     JsonObjects,
     /// The object variant with `"extension":"201-ACME"` for agents.
     JsonObjectsTenantSuffixed,
+    /// Objects without `type` or `interface`: `[{"extension":"201",…},
+    /// {"extension":"0612345678",…}]`, `[]` when empty.
+    JsonObjectsWithoutType,
     /// `Success|N members in queue Q|` then one interface per line, even when JSON was asked.
     Plain,
+    /// One pipe-separated line, `Success|SIP/201-ACME|Local/0612345678@ACME-custom|`, even
+    /// when JSON was asked; an empty queue is `Success|0 members in queue Q|`.
+    PlainPipe,
+}
+
+impl ListShape {
+    /// Every shape, for tests that must hold in each.
+    pub const ALL: [ListShape; 8] = [
+        ListShape::JsonStrings,
+        ListShape::JsonStringsCuBare,
+        ListShape::JsonStringsCuSuffixed,
+        ListShape::JsonObjects,
+        ListShape::JsonObjectsTenantSuffixed,
+        ListShape::JsonObjectsWithoutType,
+        ListShape::Plain,
+        ListShape::PlainPipe,
+    ];
 }
 
 /// The calls the simulator knows.
@@ -171,12 +203,13 @@ struct Inner {
     read_only_key: Option<Secret>,
     tenant: String,
     custom_destinations: Vec<Mobile>,
-    shape: ListShape,
     state: Mutex<SimState>,
 }
 
 #[derive(Default)]
 struct SimState {
+    /// In the lock so a test can switch it between cycles ([`TringSim::set_shape`]).
+    shape: ListShape,
     queues: BTreeMap<QueueNo, Vec<Member>>,
     requests: Vec<RecordedRequest>,
     faults: Vec<Fault>,
@@ -221,8 +254,8 @@ impl TringSim {
             read_only_key: opts.read_only_key,
             tenant: opts.tenant,
             custom_destinations: opts.custom_destinations,
-            shape: opts.shape,
             state: Mutex::new(SimState {
+                shape: opts.shape,
                 queues: opts.queues.into_iter().collect(),
                 ..SimState::default()
             }),
@@ -267,6 +300,15 @@ impl TringSim {
     /// Replaces a queue's members (creating the queue) — an edit "by hand" in the portal.
     pub fn set_members(&self, q: &QueueNo, members: Vec<Member>) {
         self.inner.lock().queues.insert(q.clone(), members);
+    }
+
+    /// Switches how `list` answers from the next request on.
+    pub fn set_shape(&self, shape: ListShape) {
+        self.inner.lock().shape = shape;
+    }
+
+    pub fn shape(&self) -> ListShape {
+        self.inner.lock().shape
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
@@ -477,6 +519,7 @@ fn answer(
     }
 
     let number = params.get("number").unwrap_or("");
+    let shape = state.shape;
     let Some((q, members)) = state.queues.iter_mut().find(|(q, _)| q.as_str() == number) else {
         return plain(format!(
             "Error|Queue {} not found|",
@@ -484,7 +527,7 @@ fn answer(
         ));
     };
     match action {
-        Action::List => list_answer(members, q, &sim.tenant, sim.shape, json),
+        Action::List => list_answer(members, q, &sim.tenant, shape, json),
         Action::Clean => {
             let n = members.len();
             members.clear();
@@ -554,24 +597,40 @@ fn list_answer(
     shape: ListShape,
     json: bool,
 ) -> Response {
-    if !json || shape == ListShape::Plain {
+    let counted_lines = || {
         let mut body = format!("Success|{} members in queue {q}|\n", members.len());
         for m in members {
             body.push_str(&interface(m, tenant));
             body.push('\n');
         }
-        return plain(body);
+        plain(body)
+    };
+    if shape == ListShape::PlainPipe {
+        if members.is_empty() {
+            return counted_lines();
+        }
+        let fields: Vec<String> = members.iter().map(|m| interface(m, tenant)).collect();
+        return plain(format!("Success|{}|", fields.join("|")));
+    }
+    if !json || shape == ListShape::Plain {
+        return counted_lines();
     }
     match shape {
-        ListShape::JsonStrings => {
+        ListShape::JsonStrings
+        | ListShape::JsonStringsCuBare
+        | ListShape::JsonStringsCuSuffixed => {
             if members.is_empty() {
                 return json_body("null".to_owned());
             }
             let list: Vec<String> = members
                 .iter()
-                .map(|m| match m {
-                    Member::Agent(e) => format!("{e}-{tenant}"),
-                    Member::Custom(_) => interface(m, tenant),
+                .map(|m| match (m, shape) {
+                    (Member::Agent(e), _) => format!("{e}-{tenant}"),
+                    (Member::Custom(c), ListShape::JsonStringsCuBare) => c.to_string(),
+                    (Member::Custom(c), ListShape::JsonStringsCuSuffixed) => {
+                        format!("{c}-{tenant}")
+                    }
+                    (Member::Custom(_), _) => interface(m, tenant),
                 })
                 .collect();
             json_body(serde_json::json!(list).to_string())
@@ -598,7 +657,21 @@ fn list_answer(
                 .collect();
             json_body(serde_json::Value::Array(list).to_string())
         }
-        ListShape::Plain => plain(""),
+        ListShape::JsonObjectsWithoutType => {
+            let list: Vec<_> = members
+                .iter()
+                .map(|m| {
+                    serde_json::json!({
+                        "extension": m.id(),
+                        "name": "",
+                        "penalty": 0,
+                        "paused": false,
+                    })
+                })
+                .collect();
+            json_body(serde_json::Value::Array(list).to_string())
+        }
+        ListShape::Plain | ListShape::PlainPipe => counted_lines(),
     }
 }
 

@@ -15,10 +15,11 @@ use std::time::Duration;
 use tracing::{debug, instrument};
 use url::Url;
 
-use super::parse::{parse_clean, parse_list, parse_listqueues, parse_write};
+use super::parse::{KnownMembers, parse_clean, parse_list, parse_listqueues, parse_write};
 use super::{TringError, WriteOutcome, scrub};
 use crate::config::TringConfig;
 use crate::model::{Extension, Member, QueueNo, Secret, sanitize};
+use crate::plan::ActionKind;
 
 /// tring-api.md "Limits": at most this many requests in flight to TRiNG per client.
 const MAX_IN_FLIGHT: usize = 4;
@@ -103,6 +104,9 @@ pub struct TringClient {
     tenant: String,
     key: Secret,
     retry: RetryPolicy,
+    /// The configured numbers that tell a listed mobile from an extension when TRiNG's
+    /// answer does not say (tring-api.md "Recognising a member whatever the shape").
+    known: Arc<KnownMembers>,
     in_flight: Arc<tokio::sync::Semaphore>,
     stats: Arc<Mutex<TringStats>>,
 }
@@ -115,6 +119,8 @@ impl fmt::Debug for TringClient {
             .field("tenant", &self.tenant)
             .field("key", &self.key)
             .field("retry", &self.retry)
+            .field("known_mobiles", &self.known.mobiles().len())
+            .field("known_extensions", &self.known.extensions().len())
             .finish()
     }
 }
@@ -128,7 +134,10 @@ enum Kind {
 }
 
 impl TringClient {
-    /// A client with SPEC §5's default timeouts and retries.
+    /// A client with SPEC §5's default timeouts and retries. It knows no configured
+    /// numbers until [`TringClient::with_known_members`] is called: every client built from a
+    /// [`crate::config::Config`] must be given them, or a custom destination that `list`
+    /// spells as a bare number reads as an extension.
     pub fn new(cfg: &TringConfig, key: Secret) -> Result<Self, TringError> {
         Self::with_options(cfg, key, TringClientOptions::default())
     }
@@ -170,9 +179,23 @@ impl TringClient {
             tenant: cfg.tenant.clone(),
             key,
             retry: opts.retry,
+            known: Arc::new(KnownMembers::default()),
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             stats: Arc::new(Mutex::new(TringStats::default())),
         })
+    }
+
+    /// The same client reading `list` answers with `known` (usually
+    /// `KnownMembers::from_config(&cfg)`): a listed number that is a configured mobile is
+    /// `cu:`, a configured extension `ext:`, whatever the shape of the answer.
+    pub fn with_known_members(mut self, known: KnownMembers) -> Self {
+        self.known = Arc::new(known);
+        self
+    }
+
+    /// The configured numbers `list` answers are read with.
+    pub fn known_members(&self) -> &KnownMembers {
+        &self.known
     }
 
     /// The tenant, for callers that parse list entries themselves (`201-ACME`).
@@ -193,7 +216,8 @@ impl TringClient {
     pub async fn list(&self, q: &QueueNo) -> Result<Vec<Member>, TringError> {
         let url = self.queue_url(q, "list", None, &[("format", "json"), ("cache", "no")]);
         let result = match self.send("list", Kind::Read, url).await {
-            Ok(body) => parse_list(&body, &self.tenant).map_err(|e| e.scrubbed(self.key.expose())),
+            Ok(body) => parse_list(&body, &self.tenant, &self.known)
+                .map_err(|e| e.scrubbed(self.key.expose())),
             Err(e) => Err(e),
         };
         self.finish("list", result)
@@ -208,14 +232,14 @@ impl TringClient {
             &[]
         };
         let url = self.queue_url(q, "add", Some(m), ty);
-        self.write("add", q, m, url).await
+        self.write(ActionKind::Add, q, m, url).await
     }
 
     /// `action=del` (no `type`: TRiNG's page sends none for either kind).
     #[instrument(name = "tring_del", skip_all, fields(queue = %q, member = %m))]
     pub async fn del(&self, q: &QueueNo, m: &Member) -> Result<WriteOutcome, TringError> {
         let url = self.queue_url(q, "del", Some(m), &[]);
-        self.write("del", q, m, url).await
+        self.write(ActionKind::Del, q, m, url).await
     }
 
     /// `action=clean`: removes every member. Returns TRiNG's message.
@@ -277,16 +301,21 @@ impl TringClient {
 
     async fn write(
         &self,
-        action: &'static str,
+        kind: ActionKind,
         q: &QueueNo,
         m: &Member,
         url: Url,
     ) -> Result<WriteOutcome, TringError> {
+        let action = match kind {
+            ActionKind::Add => "add",
+            ActionKind::Del => "del",
+        };
         let member = m.to_string();
         let result = self
             .send(action, Kind::Write, url)
             .await
-            .and_then(|body| parse_write(&body))
+            // The idempotent answers only count for the action they answer (tring-api.md).
+            .and_then(|body| parse_write(&body, kind))
             .map_err(|e| self.uncertain_if_sent(action, q, &member, e));
         let result = self.finish(action, result);
         if result == Ok(WriteOutcome::AlreadyInState) {

@@ -31,7 +31,7 @@ use rooster::plan::ActionKind;
 use rooster::sim::graph::{GraphSim, GraphSimOptions};
 use rooster::sim::tring::{Action, RecordedRequest, SimTringOptions, TringSim};
 use rooster::store::{Intent, OpenMode, Outcome, Store, StoreError, WriteAction};
-use rooster::tring::{TringClient, TringClientOptions, WriteOutcome};
+use rooster::tring::{KnownMembers, TringClient, TringClientOptions, WriteOutcome};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -521,7 +521,8 @@ impl Harness {
                 .unwrap_or_else(|e| panic!("harness config must parse: {e}")),
         );
         let real = TringClient::with_options(&cfg.tring, Secret::new(TRING_KEY), tring_options())
-            .expect("tring client");
+            .expect("tring client")
+            .with_known_members(KnownMembers::from_config(&cfg));
         let h = Harness {
             graph,
             tring,
@@ -590,7 +591,9 @@ impl Harness {
         if let Some(u) = base_url {
             cfg.base_url = u;
         }
-        TringClient::with_options(&cfg, Secret::new(key), tring_options()).expect("tring client")
+        TringClient::with_options(&cfg, Secret::new(key), tring_options())
+            .expect("tring client")
+            .with_known_members(KnownMembers::from_config(&self.cfg))
     }
 
     /// A reconciler as `rooster run` builds it: writer store, fresh Graph client (no token

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use rooster::config::Config;
 use rooster::graph::normalize_page;
-use rooster::model::{EventTime, Member, QueueNo};
-use rooster::tring::{parse_clean, parse_list, parse_listqueues, parse_write};
+use rooster::model::{EventTime, Extension, Member, Mobile, QueueNo};
+use rooster::plan::ActionKind;
+use rooster::tring::{KnownMembers, parse_clean, parse_list, parse_listqueues, parse_write};
 
 pub fn assert_loggable(text: &str) {
     assert!(
@@ -15,21 +16,34 @@ pub fn assert_loggable(text: &str) {
     );
 }
 
+/// Numbers a config might name, so list parsing is also fuzzed with known members.
+fn known_members() -> KnownMembers {
+    KnownMembers::new(
+        [Mobile::parse("0612345678").expect("test mobile")],
+        [Extension::parse("201").expect("test extension")],
+    )
+}
+
 /// `fuzz_targets/tring_parse.rs`.
 pub fn check_tring(body: &str) {
-    for tenant in ["ACME", ""] {
-        match parse_list(body, tenant) {
-            Ok(members) => {
-                for m in members {
-                    let again: Member = m.to_string().parse().expect("a parsed member re-parses");
-                    assert_eq!(again, m);
+    for known in [KnownMembers::default(), known_members()] {
+        for tenant in ["ACME", ""] {
+            match parse_list(body, tenant, &known) {
+                Ok(members) => {
+                    for m in members {
+                        let again: Member =
+                            m.to_string().parse().expect("a parsed member re-parses");
+                        assert_eq!(again, m);
+                    }
                 }
+                Err(e) => assert_loggable(&e.to_string()),
             }
-            Err(e) => assert_loggable(&e.to_string()),
         }
     }
-    if let Err(e) = parse_write(body) {
-        assert_loggable(&e.to_string());
+    for action in [ActionKind::Add, ActionKind::Del] {
+        if let Err(e) = parse_write(body, action) {
+            assert_loggable(&e.to_string());
+        }
     }
     match parse_clean(body) {
         Ok(message) => assert_loggable(&message),
