@@ -33,7 +33,7 @@ use rooster::model::{
 };
 use rooster::plan::ActionKind;
 use rooster::store::{OpenMode, Store};
-use rooster::tring::WriteOutcome;
+use rooster::tring::{KnownMembers, WriteOutcome};
 use tokio_util::sync::CancellationToken;
 
 // ---- a small deterministic random source -------------------------------------------------
@@ -376,7 +376,6 @@ enum WriteFate {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code)] // three shapes join once the parser reads them (tring-api.md)
 enum Shape {
     JsonStringsLocal,
     JsonStringsBare,
@@ -387,11 +386,14 @@ enum Shape {
     PlainPipe,
 }
 
-const SHAPES: [Shape; 4] = [
+const SHAPES: [Shape; 7] = [
     Shape::JsonStringsLocal,
+    Shape::JsonStringsBare,
+    Shape::JsonStringsSuffixed,
     Shape::JsonObjects,
     Shape::JsonObjectsUntyped,
     Shape::PlainLines,
+    Shape::PlainPipe,
 ];
 
 /// A TRiNG `list` answer for `members` in `shape`, written from tring-api.md's examples.
@@ -498,10 +500,14 @@ struct World {
     faulted: usize,
 }
 
-#[derive(Clone, Default)]
-struct FakeTring(Arc<Mutex<World>>);
+/// The fake TRiNG, and the numbers the config names (what `rooster run` gives its client).
+#[derive(Clone)]
+struct FakeTring(Arc<Mutex<World>>, KnownMembers);
 
 impl FakeTring {
+    fn new(known: KnownMembers) -> Self {
+        FakeTring(Arc::new(Mutex::new(World::default())), known)
+    }
     fn world(&self) -> std::sync::MutexGuard<'_, World> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -545,7 +551,7 @@ impl Pbx for FakeTring {
                 "queue {q}: list failed: http 502"
             )));
         }
-        rooster::tring::parse_list(&body, "ACME")
+        rooster::tring::parse_list(&body, "ACME", &self.1)
             .map(|v| v.into_iter().collect())
             .map_err(|e| ReadError::transient(e.to_string()))
     }
@@ -709,7 +715,7 @@ async fn run_seed(seed: u64, cycles: usize, totals: &mut Totals) {
     let store = Store::open(&dir.path().join("rooster.db"), OpenMode::Writer)
         .await
         .expect("store");
-    let tring = FakeTring::default();
+    let tring = FakeTring::new(KnownMembers::from_config(&cfg));
     let graph = FakeGraph::default();
     let clock = ManualClock(Arc::new(AtomicI64::new(t0.timestamp_millis())));
     let mut rota = random_rota(t0, &mut rng);
