@@ -13,9 +13,10 @@
 //! - a queue with `keep_last` that had a member still has one (no del ever empties it);
 //! - no member added by hand is removed from the additive queue;
 //! - no del is sent while a calendar feeding the queue failed this cycle;
-//! - a queue whose `list` failed gets no write at all;
-//! and when the faults stop: live equals the model's members within 2 cycles, and then a
-//! cycle writes nothing.
+//! - a queue whose `list` failed gets no write at all.
+//!
+//! When the faults stop, live equals the model's members within 2 cycles, and then a cycle
+//! writes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -726,7 +727,7 @@ async fn run_seed(seed: u64, cycles: usize, totals: &mut Totals) {
             // Some queues start with people in them (put there by hand before rooster).
             let mut start = Vec::new();
             if rng.chance(0.5) {
-                start.push(ext(*rng.pick(&HAND)));
+                start.push(ext(HAND[rng.below(HAND.len() as u64) as usize]));
             }
             // A person's own extension put in by hand only where rooster owns the queue:
             // in the additive queue it would be the person's, not rooster's, to remove, and
@@ -761,7 +762,7 @@ async fn run_seed(seed: u64, cycles: usize, totals: &mut Totals) {
             let mut w = tring.world();
             if rng.chance(0.25) {
                 let q = *rng.pick(&["600", "610", "700"]);
-                let m = ext(*rng.pick(&HAND));
+                let m = ext(HAND[rng.below(HAND.len() as u64) as usize]);
                 let queue = w.queues.get_mut(q).expect("queue");
                 if !queue.contains(&m) {
                     queue.push(m);
