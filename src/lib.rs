@@ -17,6 +17,7 @@ pub mod cycle;
 pub mod daemon;
 pub mod demo;
 pub mod graph;
+pub mod journal;
 pub mod logging;
 pub mod metrics;
 pub mod model;
