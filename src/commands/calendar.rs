@@ -1,0 +1,108 @@
+//! `rooster calendar MAILBOX` (SPEC §4): what rooster reads from one calendar, normalised.
+
+use super::*;
+
+/// The arguments of `calendar`.
+pub struct CalendarArgs<'a> {
+    pub mailbox: &'a str,
+    pub name: Option<&'a str>,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub json: bool,
+}
+
+/// `calendar MAILBOX [--calendar NAME] [--from] [--to] [--json]`: what rooster reads.
+pub async fn calendar(
+    cfg: Config,
+    secrets: &Secrets,
+    args: CalendarArgs<'_>,
+    out: &mut dyn Write,
+) -> Result<u8, CommandError> {
+    let CalendarArgs {
+        mailbox,
+        name,
+        from,
+        to,
+        json: json_out,
+    } = args;
+    let tz = cfg.timezone;
+    let mailbox = Mailbox::parse(mailbox).map_err(|e| CommandError::Usage(e.to_string()))?;
+    let now = Utc::now();
+    let (dfrom, dto) = schedule::read_window(&cfg, now);
+    let from = from
+        .map(|s| parse_time(s, tz))
+        .transpose()?
+        .unwrap_or(dfrom);
+    let to = to.map(|s| parse_time(s, tz)).transpose()?.unwrap_or(dto);
+    if to <= from {
+        return Err(CommandError::Usage("--to must be after --from".into()));
+    }
+    let (graph, _) = clients(&cfg, secrets)?;
+    let cal = CalendarRef {
+        mailbox,
+        name: name.map(str::to_owned),
+    };
+    let read = graph
+        .read_calendar(&cal, from, to)
+        .await
+        .map_err(|e| CommandError::Failed(e.to_string()))?;
+    if json_out {
+        writeln!(
+            out,
+            "{}",
+            json!({"calendar": cal.to_string(), "pages": read.pages, "events": read.events.iter().map(event_json).collect::<Vec<_>>()})
+        )
+        .map_err(out_err)?;
+        return Ok(EXIT_OK);
+    }
+    (|| -> std::io::Result<()> {
+        writeln!(
+            out,
+            "calendar {cal}: {} event(s) from {} to {} ({} page(s))",
+            read.events.len(),
+            local(from, tz),
+            local(to, tz),
+            read.pages
+        )?;
+        for e in &read.events {
+            let when = match e.when {
+                EventTime::Timed { start, end } => format!(
+                    "{} – {}",
+                    start.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+                    end.with_timezone(&tz).format("%Y-%m-%d %H:%M")
+                ),
+                EventTime::AllDay { start, end } => format!("{start} – {end} (all day)"),
+            };
+            writeln!(
+                out,
+                "  {when}  {:<10} {}{}{}",
+                e.show_as.as_str(),
+                e.display_subject(),
+                if e.categories.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " [{}]",
+                        e.categories
+                            .iter()
+                            .map(|c| sanitize(c, 40))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
+                if e.is_cancelled { " (cancelled)" } else { "" }
+            )?;
+        }
+        Ok(())
+    })()
+    .map_err(out_err)?;
+    Ok(EXIT_OK)
+}
+
+fn event_json(e: &Event) -> Value {
+    let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
+    if e.is_private() {
+        v["subject"] = json!("private event");
+    }
+    v
+}

@@ -1,0 +1,75 @@
+//! `rooster run` and `rooster once` (SPEC §4, §5): the daemon, or one cycle; the writer lock,
+//! the metrics server and the shutdown signals.
+
+use super::*;
+
+/// `once`: one full cycle; 0 all good, 1 something failed or was refused (SPEC §4).
+pub async fn once(cfg: Config, secrets: &Secrets, dry_run: bool) -> Result<u8, CommandError> {
+    let mut rec = reconciler(cfg, secrets, dry_run).await?;
+    let cancel = shutdown_token();
+    let report = rec.cycle(Mode::Full, &cancel).await?;
+    Ok(if report.all_good() && !report.interrupted {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    })
+}
+
+/// `run`: the daemon until SIGTERM/SIGINT.
+pub async fn run(cfg: Config, secrets: &Secrets, dry_run: bool) -> Result<u8, CommandError> {
+    let metrics_addr = cfg.metrics;
+    let poll = cfg.poll_interval;
+    let mut rec = reconciler(cfg, secrets, dry_run).await?;
+    let cancel = shutdown_token();
+    if let Some(addr) = metrics_addr {
+        let graph = rec.calendars().clone();
+        let m = Arc::new(Metrics::new(poll).with_graph_counters(move || {
+            let s = graph.stats();
+            let by_outcome = s
+                .requests_by_outcome
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+            (by_outcome, s.throttled)
+        }));
+        let bound = metrics::serve(addr, m.clone(), cancel.clone())
+            .await
+            .map_err(|e| CommandError::Usage(format!("metrics: cannot listen on {addr}: {e}")))?;
+        info!(addr = %bound, "metrics on /metrics and /healthz");
+        rec = rec.with_metrics(m);
+    }
+    daemon::run(&mut rec, &SystemdNotifier::from_env(), cancel).await?;
+    Ok(EXIT_OK)
+}
+
+/// A token cancelled on SIGTERM or SIGINT (SPEC §5).
+fn shutdown_token() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        warn!(error = %e, "cannot listen for SIGTERM");
+                        let _ = ctrl_c.await;
+                        c.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => info!("SIGINT: stopping after the write in flight"),
+                _ = term.recv() => info!("SIGTERM: stopping after the write in flight"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        c.cancel();
+    });
+    cancel
+}
