@@ -7,9 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use rooster::commands::{self, CommandError, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use rooster::commands::{self, CommandError, EXIT_USAGE};
 use rooster::logging::{self, LogFormat};
-use rooster::model::{Extension, Member, QueueNo};
 
 #[derive(Parser)]
 #[command(
@@ -166,10 +165,6 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-fn usage(e: impl std::fmt::Display) -> CommandError {
-    CommandError::Usage(e.to_string())
-}
-
 async fn dispatch(cli: Cli) -> Result<u8, CommandError> {
     let mut stdout = std::io::stdout().lock();
     let out: &mut dyn Write = &mut stdout;
@@ -215,85 +210,27 @@ async fn dispatch(cli: Cli) -> Result<u8, CommandError> {
             commands::calendar(cfg, &secrets, args, out).await
         }
         Command::Queue { action } => {
-            let client = rooster::tring::TringClient::new(&cfg.tring, secrets.tring_key.clone())
-                .map_err(|e| CommandError::Failed(e.to_string()))?
-                .with_known_members(rooster::tring::KnownMembers::from_config(&cfg));
-            let failed = |e: rooster::tring::TringError| CommandError::Failed(e.to_string());
-            use rooster::tring::cli as t;
-            match action {
-                QueueAction::List { queue, json } => {
-                    let q = QueueNo::parse(&queue).map_err(usage)?;
-                    t::queue_list(&client, &q, json, &mut stdout)
-                        .await
-                        .map_err(failed)?;
-                }
+            let (queue, call, json) = match &action {
+                QueueAction::List { queue, json } => (queue, commands::QueueCall::List, *json),
                 QueueAction::Add {
                     queue,
                     member,
                     json,
-                } => {
-                    let q = QueueNo::parse(&queue).map_err(usage)?;
-                    let m: Member = member.parse().map_err(usage)?;
-                    check_mobile(&cfg, &m)?;
-                    t::queue_add(&client, &q, &m, json, &mut stdout)
-                        .await
-                        .map_err(failed)?;
-                }
+                } => (queue, commands::QueueCall::Add(member), *json),
                 QueueAction::Del {
                     queue,
                     member,
                     json,
-                } => {
-                    let q = QueueNo::parse(&queue).map_err(usage)?;
-                    let m: Member = member.parse().map_err(usage)?;
-                    t::queue_del(&client, &q, &m, json, &mut stdout)
-                        .await
-                        .map_err(failed)?;
-                }
+                } => (queue, commands::QueueCall::Del(member), *json),
                 QueueAction::Clean { queue, yes, json } => {
-                    let q = QueueNo::parse(&queue).map_err(usage)?;
-                    match t::queue_clean(&client, &q, yes, json, &mut stdout)
-                        .await
-                        .map_err(failed)?
-                    {
-                        t::CleanOutcome::NotConfirmed { .. } => return Ok(EXIT_USAGE),
-                        t::CleanOutcome::Cleaned { .. } => {}
-                    }
+                    (queue, commands::QueueCall::Clean { yes: *yes }, *json)
                 }
-            }
-            Ok(EXIT_OK)
+            };
+            commands::queue(&cfg, &secrets, queue, call, json, out).await
         }
         Command::Agent {
             action: AgentAction::Queues { ext, json },
-        } => {
-            let client = rooster::tring::TringClient::new(&cfg.tring, secrets.tring_key.clone())
-                .map_err(|e| CommandError::Failed(e.to_string()))?
-                .with_known_members(rooster::tring::KnownMembers::from_config(&cfg));
-            let ext = Extension::parse(&ext).map_err(usage)?;
-            match rooster::tring::cli::agent_queues(&client, &ext, json, &mut stdout).await {
-                Ok(()) => Ok(EXIT_OK),
-                Err(e) => {
-                    eprintln!("rooster: {e}");
-                    Ok(EXIT_FAILED)
-                }
-            }
-        }
+        } => commands::agent_queues(&cfg, &secrets, &ext, json, out).await,
         Command::CheckConfig | Command::Demo | Command::Sim { .. } => unreachable!("handled above"),
     }
-}
-
-/// Members named by hand are validated like config members: a custom destination must be a
-/// configured person's mobile (SPEC §2: a mobile can only be added if it is configured).
-fn check_mobile(cfg: &rooster::config::Config, m: &Member) -> Result<(), CommandError> {
-    if let Member::Custom(mobile) = m
-        && !cfg
-            .persons
-            .iter()
-            .any(|p| p.mobile.as_ref() == Some(mobile))
-    {
-        return Err(CommandError::Usage(format!(
-            "{m} is no configured person's mobile; rooster only adds configured mobiles"
-        )));
-    }
-    Ok(())
 }

@@ -27,6 +27,7 @@ mod calendar;
 mod check_config;
 mod explain;
 mod plan;
+mod queue;
 mod run;
 mod sim;
 mod status;
@@ -35,6 +36,7 @@ pub use calendar::{CalendarArgs, calendar};
 pub use check_config::check_config;
 pub use explain::explain;
 pub use plan::{plan, plan_json};
+pub use queue::{QueueCall, agent_queues, configured_mobile, queue};
 pub use run::{once, run};
 pub use sim::{demo, sim};
 pub use status::status;
@@ -66,6 +68,48 @@ impl CommandError {
         match self {
             CommandError::Failed(_) => EXIT_FAILED,
             _ => EXIT_USAGE,
+        }
+    }
+}
+
+/// What a command found: shown as text, or with `--json` as one JSON object from the same
+/// values (never text re-parsed, never JSON indexed to make text).
+pub trait Report: serde::Serialize {
+    fn render(&self, out: &mut dyn Write) -> std::io::Result<()>;
+}
+
+/// Prints `report` as text or JSON.
+pub fn emit(report: &impl Report, json: bool, out: &mut dyn Write) -> Result<(), CommandError> {
+    let written = if json {
+        serde_json::to_writer(&mut *out, report)
+            .map_err(std::io::Error::other)
+            .and_then(|()| writeln!(out))
+    } else {
+        report.render(out)
+    };
+    written.map_err(out_err)
+}
+
+/// Instants in `--json` output as `to_rfc3339()` writes them (`…+00:00`), as SPEC §4's
+/// examples show.
+pub(crate) mod rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339())
+    }
+
+    pub mod option {
+        use super::*;
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&t.to_rfc3339()),
+                None => s.serialize_none(),
+            }
         }
     }
 }

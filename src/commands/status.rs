@@ -1,107 +1,194 @@
 //! `rooster status [--json]` (SPEC §4): per queue live, owned, desired now, next change,
-//! refusals and held writes; the last cycle; the calendar reads. Read-only.
+//! refusals and held writes; the last cycle; the calendar reads. Read-only: works while the
+//! daemon runs and while Graph is down (the schedule comes from the events last read).
+
+use serde::Serialize;
 
 use super::*;
+use crate::store::HeldWrite;
 
-/// `status [--json]`: from the state (last events read, owned, refusals, last cycle) plus a
-/// live `list` of each queue. Works while the daemon runs and while Graph is down.
+/// What `status` found. `--json` prints it as one object; the text is rendered from the same
+/// values.
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    #[serde(with = "rfc3339")]
+    pub at: DateTime<Utc>,
+    pub queues: Vec<QueueStatus>,
+    pub calendars: Vec<CalendarLine>,
+    pub last_cycle: Option<CycleLine>,
+    /// For the text only: times are shown in the configured zone.
+    #[serde(skip)]
+    pub timezone: Tz,
+}
+
+#[derive(Debug, Serialize)]
+pub struct QueueStatus {
+    pub queue: QueueNo,
+    pub name: String,
+    /// `None` when TRiNG could not be asked (`live_error` says why). Sorted.
+    pub live: Option<Vec<Member>>,
+    pub live_error: Option<String>,
+    pub owned: Vec<Member>,
+    pub desired: Vec<Member>,
+    pub next_change: Option<NextChange>,
+    pub refusals: Vec<String>,
+    /// SPEC §3 rule 9: writes TRiNG refused for good, not sent again for now.
+    pub held: Vec<HeldWrite>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NextChange {
+    #[serde(with = "rfc3339")]
+    pub at: DateTime<Utc>,
+    pub join: Vec<Member>,
+    pub leave: Vec<Member>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CalendarLine {
+    pub calendar: String,
+    #[serde(with = "rfc3339::option")]
+    pub last_good_read: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    #[serde(with = "rfc3339::option")]
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CycleLine {
+    #[serde(with = "rfc3339")]
+    pub started: DateTime<Utc>,
+    #[serde(with = "rfc3339")]
+    pub ended: DateTime<Utc>,
+    pub adds: u32,
+    pub dels: u32,
+    pub refused: u32,
+    pub errors: Vec<String>,
+}
+
+/// `status [--json]`.
 pub async fn status(
     cfg: Config,
     secrets: &Secrets,
     json_out: bool,
     out: &mut dyn Write,
 ) -> Result<u8, CommandError> {
-    let tz = cfg.timezone;
+    let report = status_report(&cfg, secrets, Utc::now()).await?;
+    emit(&report, json_out, out)?;
+    Ok(EXIT_OK)
+}
+
+/// Gathers the report: the state (read-only) plus a live `list` of each queue.
+pub async fn status_report(
+    cfg: &Config,
+    secrets: &Secrets,
+    now: DateTime<Utc>,
+) -> Result<StatusReport, CommandError> {
     let store = Store::open(&cfg.state, OpenMode::ReadOnly).await?;
     let owned = store.owned_all().await?;
     let refusals = store.refusals().await?;
     let held = store.held_writes().await?;
     let cal_states = store.calendar_states().await?;
     let last_cycle = store.last_cycle().await?;
-    let (_, tring) = clients(&cfg, secrets)?;
-    let now = Utc::now();
+    let (_, tring) = clients(cfg, secrets)?;
     // One schedule for the three questions (it is the expensive part at 100,000 events),
     // built one stored calendar at a time.
-    let mut builder = schedule::ScheduleBuilder::new(&cfg);
+    let mut builder = schedule::ScheduleBuilder::new(cfg);
     store
         .each_last_events(|cal, events| builder.add_calendar(&cal, &events))
         .await?;
     let sched = builder.finish();
-    let desired = sched.desired_at(&cfg, now);
-    let boundary = sched.next_boundary(&cfg, now);
-    let after = boundary.map(|b| sched.desired_at(&cfg, b));
+    let desired = sched.desired_at(cfg, now);
+    let boundary = sched.next_boundary(cfg, now);
+    let after = boundary.map(|b| (b, sched.desired_at(cfg, b)));
+    let members_of = |d: &schedule::Desired, q: &QueueNo| -> BTreeSet<Member> {
+        d.queues
+            .get(q)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
 
     let mut queues = Vec::new();
     for q in &cfg.queues {
         let live = tring.list(&q.number).await;
-        let d: BTreeSet<Member> = desired
-            .queues
-            .get(&q.number)
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default();
-        let next: Option<(Vec<String>, Vec<String>)> = after.as_ref().map(|a| {
-            let n: BTreeSet<Member> = a
-                .queues
-                .get(&q.number)
-                .map(|m| m.keys().cloned().collect())
-                .unwrap_or_default();
-            (
-                members_json(n.difference(&d)),
-                members_json(d.difference(&n)),
-            )
-        });
-        queues.push(json!({
-            "queue": q.number.as_str(),
-            "name": q.name,
-            // Sorted like every other member list, whatever order TRiNG answers in.
-            "live": match &live {
-                Ok(l) => json!(members_json(&l.iter().cloned().collect::<BTreeSet<_>>())),
-                Err(_) => Value::Null,
-            },
-            "live_error": live.as_ref().err().map(|e| e.to_string()),
-            "owned": members_json(owned.get(&q.number).into_iter().flatten()),
-            "desired": members_json(&d),
-            "next_change": match (&next, boundary) {
-                (Some((join, leave)), Some(b)) if !join.is_empty() || !leave.is_empty() =>
-                    json!({"at": b.to_rfc3339(), "join": join, "leave": leave}),
-                _ => Value::Null,
-            },
-            "refusals": refusals.get(&q.number).cloned().unwrap_or_default(),
-            // SPEC §3 rule 9: writes TRiNG refused for good, not sent again for now.
-            "held": held.iter().filter(|h| h.queue == q.number).map(|h| json!({
-                "action": h.action.as_str(),
-                "member": h.member.to_string(),
-                "person": h.person,
-                "answer": h.answer,
-                "since": h.since.to_rfc3339(),
-            })).collect::<Vec<_>>(),
-        }));
-    }
-    let calendars: Vec<Value> = cal_states
-        .iter()
-        .map(|c| {
-            json!({
-                "calendar": c.calendar.to_string(),
-                "last_good_read": c.last_good_read.map(|t| t.to_rfc3339()),
-                "last_error": c.last_error,
-                "last_error_at": c.last_error_at.map(|t| t.to_rfc3339()),
+        let d = members_of(&desired, &q.number);
+        let next_change = after.as_ref().and_then(|(b, a)| {
+            let n = members_of(a, &q.number);
+            let join: Vec<Member> = n.difference(&d).cloned().collect();
+            let leave: Vec<Member> = d.difference(&n).cloned().collect();
+            (!join.is_empty() || !leave.is_empty()).then_some(NextChange {
+                at: *b,
+                join,
+                leave,
             })
-        })
-        .collect();
-    let cycle = last_cycle.as_ref().map(|c| {
-        json!({
-            "started": c.started.to_rfc3339(), "ended": c.ended.to_rfc3339(),
-            "adds": c.adds, "dels": c.dels, "refused": c.refused, "errors": c.errors,
-        })
-    });
-    let doc = json!({"at": now.to_rfc3339(), "queues": queues, "calendars": calendars, "last_cycle": cycle});
-    if json_out {
-        writeln!(out, "{doc}").map_err(out_err)?;
-        return Ok(EXIT_OK);
+        });
+        queues.push(QueueStatus {
+            queue: q.number.clone(),
+            name: q.name.clone(),
+            // Sorted like every other member list, whatever order TRiNG answers in.
+            live: live.as_ref().ok().map(|l| {
+                l.iter()
+                    .cloned()
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect()
+            }),
+            live_error: live.as_ref().err().map(|e| e.to_string()),
+            owned: owned
+                .get(&q.number)
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
+            desired: d.into_iter().collect(),
+            next_change,
+            refusals: refusals.get(&q.number).cloned().unwrap_or_default(),
+            held: held
+                .iter()
+                .filter(|h| h.queue == q.number)
+                .cloned()
+                .collect(),
+        });
     }
-    (|| -> std::io::Result<()> {
-        writeln!(out, "status at {}", local(now, tz))?;
-        match &last_cycle {
+    Ok(StatusReport {
+        at: now,
+        queues,
+        calendars: cal_states
+            .into_iter()
+            .map(|c| CalendarLine {
+                calendar: c.calendar.to_string(),
+                last_good_read: c.last_good_read,
+                last_error: c.last_error,
+                last_error_at: c.last_error_at,
+            })
+            .collect(),
+        last_cycle: last_cycle.map(|c| CycleLine {
+            started: c.started,
+            ended: c.ended,
+            adds: c.adds,
+            dels: c.dels,
+            refused: c.refused,
+            errors: c.errors,
+        }),
+        timezone: cfg.timezone,
+    })
+}
+
+impl Report for StatusReport {
+    fn render(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let tz = self.timezone;
+        let list = |ms: &[Member]| -> String {
+            if ms.is_empty() {
+                "-".into()
+            } else {
+                ms.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        };
+        writeln!(out, "status at {}", local(self.at, tz))?;
+        match &self.last_cycle {
             Some(c) => writeln!(
                 out,
                 "last cycle {}: +{} -{} refused {}{}",
@@ -117,59 +204,45 @@ pub async fn status(
             )?,
             None => writeln!(out, "no cycle has run yet")?,
         }
-        for q in doc["queues"].as_array().into_iter().flatten() {
-            let list = |v: &Value| -> String {
-                match v.as_array() {
-                    Some(a) if a.is_empty() => "-".into(),
-                    Some(a) => a
-                        .iter()
-                        .filter_map(|x| x.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    None => "unknown".into(),
-                }
-            };
-            writeln!(
-                out,
-                "queue {} {}",
-                q["queue"].as_str().unwrap_or(""),
-                q["name"].as_str().unwrap_or("")
-            )?;
-            writeln!(out, "  live     {}", list(&q["live"]))?;
-            if let Some(e) = q["live_error"].as_str() {
+        for q in &self.queues {
+            writeln!(out, "queue {} {}", q.queue, q.name)?;
+            match &q.live {
+                Some(l) => writeln!(out, "  live     {}", list(l))?,
+                None => writeln!(out, "  live     unknown")?,
+            }
+            if let Some(e) = &q.live_error {
                 writeln!(out, "           ({e})")?;
             }
-            writeln!(out, "  owned    {}", list(&q["owned"]))?;
-            writeln!(out, "  desired  {}", list(&q["desired"]))?;
-            if let Some(n) = q["next_change"].as_object() {
-                let at = n["at"]
-                    .as_str()
-                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                    .map(|t| local(t.with_timezone(&Utc), tz))
-                    .unwrap_or_default();
+            writeln!(out, "  owned    {}", list(&q.owned))?;
+            writeln!(out, "  desired  {}", list(&q.desired))?;
+            if let Some(n) = &q.next_change {
                 writeln!(
                     out,
-                    "  next     {at}: join {} leave {}",
-                    list(&n["join"]),
-                    list(&n["leave"])
+                    "  next     {}: join {} leave {}",
+                    local(n.at, tz),
+                    list(&n.join),
+                    list(&n.leave)
                 )?;
             }
-            for r in q["refusals"].as_array().into_iter().flatten() {
-                writeln!(out, "  refused  {}", r.as_str().unwrap_or(""))?;
+            for r in &q.refusals {
+                writeln!(out, "  refused  {r}")?;
             }
-            for h in held.iter().filter(|h| q["queue"] == h.queue.as_str()) {
+            for h in &q.held {
                 writeln!(
                     out,
                     "  held     {} {}{}: TRiNG refused it for good at {} ({}); not sent again until the config or calendars change, or an hour later",
                     h.action,
                     h.member,
-                    h.person.as_deref().map(|p| format!(" ({p})")).unwrap_or_default(),
+                    h.person
+                        .as_deref()
+                        .map(|p| format!(" ({p})"))
+                        .unwrap_or_default(),
                     local(h.since, tz),
                     h.answer
                 )?;
             }
         }
-        for c in &cal_states {
+        for c in &self.calendars {
             writeln!(
                 out,
                 "calendar {}: last good read {}{}",
@@ -184,7 +257,5 @@ pub async fn status(
             )?;
         }
         Ok(())
-    })()
-    .map_err(out_err)?;
-    Ok(EXIT_OK)
+    }
 }
