@@ -46,57 +46,78 @@ pub async fn calendar(
         .read_calendar(&cal, from, to)
         .await
         .map_err(|e| CommandError::Failed(e.to_string()))?;
-    if json_out {
+    let report = CalendarReport {
+        calendar: cal.to_string(),
+        pages: read.pages,
+        events: read.events.iter().map(event_json).collect(),
+        from_text: local(from, tz),
+        to_text: local(to, tz),
+        lines: read.events.iter().map(|e| event_line(e, tz)).collect(),
+    };
+    emit(&report, json_out, out)?;
+    Ok(EXIT_OK)
+}
+
+/// What `calendar` read: the events as rooster sees them (a private event's subject hidden).
+#[derive(Debug, serde::Serialize)]
+pub struct CalendarReport {
+    pub calendar: String,
+    pub pages: u32,
+    pub events: Vec<Value>,
+    #[serde(skip)]
+    from_text: String,
+    #[serde(skip)]
+    to_text: String,
+    #[serde(skip)]
+    lines: Vec<String>,
+}
+
+impl Report for CalendarReport {
+    fn render(&self, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(
             out,
-            "{}",
-            json!({"calendar": cal.to_string(), "pages": read.pages, "events": read.events.iter().map(event_json).collect::<Vec<_>>()})
-        )
-        .map_err(out_err)?;
-        return Ok(EXIT_OK);
-    }
-    (|| -> std::io::Result<()> {
-        writeln!(
-            out,
-            "calendar {cal}: {} event(s) from {} to {} ({} page(s))",
-            read.events.len(),
-            local(from, tz),
-            local(to, tz),
-            read.pages
+            "calendar {}: {} event(s) from {} to {} ({} page(s))",
+            self.calendar,
+            self.lines.len(),
+            self.from_text,
+            self.to_text,
+            self.pages
         )?;
-        for e in &read.events {
-            let when = match e.when {
-                EventTime::Timed { start, end } => format!(
-                    "{} – {}",
-                    start.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
-                    end.with_timezone(&tz).format("%Y-%m-%d %H:%M")
-                ),
-                EventTime::AllDay { start, end } => format!("{start} – {end} (all day)"),
-            };
-            writeln!(
-                out,
-                "  {when}  {:<10} {}{}{}",
-                e.show_as.as_str(),
-                e.display_subject(),
-                if e.categories.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " [{}]",
-                        e.categories
-                            .iter()
-                            .map(|c| sanitize(c, 40))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                },
-                if e.is_cancelled { " (cancelled)" } else { "" }
-            )?;
+        for l in &self.lines {
+            writeln!(out, "  {l}")?;
         }
         Ok(())
-    })()
-    .map_err(out_err)?;
-    Ok(EXIT_OK)
+    }
+}
+
+/// One event as the text shows it, times in the configured zone; calendar text sanitised.
+fn event_line(e: &Event, tz: Tz) -> String {
+    let when = match e.when {
+        EventTime::Timed { start, end } => format!(
+            "{} – {}",
+            start.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+            end.with_timezone(&tz).format("%Y-%m-%d %H:%M")
+        ),
+        EventTime::AllDay { start, end } => format!("{start} – {end} (all day)"),
+    };
+    format!(
+        "{when}  {:<10} {}{}{}",
+        e.show_as.as_str(),
+        e.display_subject(),
+        if e.categories.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " [{}]",
+                e.categories
+                    .iter()
+                    .map(|c| sanitize(c, 40))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+        if e.is_cancelled { " (cancelled)" } else { "" }
+    )
 }
 
 fn event_json(e: &Event) -> Value {

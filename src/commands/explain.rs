@@ -1,6 +1,82 @@
-//! `rooster explain QUEUE [--at TIME]` (SPEC §4): for each member desired or live, why.
+//! `rooster explain QUEUE [--at TIME]` (SPEC §4): for each member desired or live, why — the
+//! rule, event subject, calendar and times — and what the next cycle would do to it.
+
+use serde::Serialize;
 
 use super::*;
+
+/// What `explain` found for one queue.
+#[derive(Debug, Serialize)]
+pub struct ExplainReport {
+    pub queue: QueueNo,
+    #[serde(with = "rfc3339")]
+    pub at: DateTime<Utc>,
+    /// `at` in the configured zone, for the text.
+    #[serde(skip)]
+    pub at_text: String,
+    /// Why the queue could not be listed, when it could not.
+    pub live_error: Option<String>,
+    /// Calendars not read this time: their last events are used, nothing is removed.
+    pub unread_calendars: Vec<(String, String)>,
+    pub members: Vec<MemberLine>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MemberLine {
+    pub member: Member,
+    pub person: Option<String>,
+    pub live: bool,
+    pub owned: bool,
+    /// Each reason it is desired, worded in the configured zone; empty when it is not.
+    pub desired: Vec<String>,
+    /// What the next cycle would do to it, and what it would hold back.
+    pub next: Vec<String>,
+    pub held_back: Vec<String>,
+}
+
+impl Report for ExplainReport {
+    fn render(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        writeln!(out, "queue {} at {}", self.queue, self.at_text)?;
+        if let Some(e) = &self.live_error {
+            writeln!(out, "  live: unknown ({e})")?;
+        }
+        for (cal, e) in &self.unread_calendars {
+            writeln!(
+                out,
+                "  note: calendar {cal} could not be read ({e}); its last events are used and nothing is removed"
+            )?;
+        }
+        if self.members.is_empty() {
+            writeln!(out, "  no member is desired or live")?;
+        }
+        for m in &self.members {
+            let state = match (m.live, m.owned) {
+                (true, true) => "live, owned by rooster",
+                (true, false) => "live, added by hand, not owned",
+                (false, _) => "not live",
+            };
+            writeln!(
+                out,
+                "  {} {} — {state}",
+                m.member,
+                m.person.as_deref().unwrap_or("")
+            )?;
+            if m.desired.is_empty() {
+                writeln!(out, "      not desired: no active rule names it")?;
+            }
+            for d in &m.desired {
+                writeln!(out, "      desired: {d}")?;
+            }
+            for n in &m.next {
+                writeln!(out, "      next cycle: {n}")?;
+            }
+            for h in &m.held_back {
+                writeln!(out, "      held back: {h}")?;
+            }
+        }
+        Ok(())
+    }
+}
 
 fn queue_arg(cfg: &Config, q: &str) -> Result<QueueNo, CommandError> {
     let number = QueueNo::parse(q).map_err(|e| CommandError::Usage(e.to_string()))?;
@@ -12,7 +88,7 @@ fn queue_arg(cfg: &Config, q: &str) -> Result<QueueNo, CommandError> {
     Ok(number)
 }
 
-/// `explain QUEUE [--at TIME]`: for each member desired or live, why.
+/// `explain QUEUE [--at TIME]`.
 pub async fn explain(
     cfg: Config,
     secrets: &Secrets,
@@ -35,60 +111,48 @@ pub async fn explain(
     if let Some(Ok(l)) = live {
         members.extend(l.iter().cloned());
     }
-    (|| -> std::io::Result<()> {
-        writeln!(out, "queue {q} at {}", local(at, tz))?;
-        match live {
-            Some(Err(e)) => writeln!(out, "  live: unknown ({e})")?,
-            None => writeln!(out, "  live: not read")?,
-            Some(Ok(_)) => {}
-        }
-        for c in obs.calendars.values().filter(|c| !c.complete) {
-            writeln!(
-                out,
-                "  note: calendar {} could not be read ({}); its last events are used and nothing is removed",
-                c.calendar,
-                c.error.as_deref().unwrap_or("unknown error")
-            )?;
-        }
-        if members.is_empty() {
-            writeln!(out, "  no member is desired or live")?;
-        }
-        for m in &members {
-            let is_live = matches!(live, Some(Ok(l)) if l.contains(m));
-            let state = match (is_live, owned.contains(m)) {
-                (true, true) => "live, owned by rooster",
-                (true, false) => "live, added by hand, not owned",
-                (false, _) => "not live",
-            };
-            let person = rec
-                .config()
-                .persons
-                .iter()
-                .find(|p| match m {
-                    Member::Agent(e) => &p.extension == e,
-                    Member::Custom(c) => p.mobile.as_ref() == Some(c),
-                })
-                .map(|p| p.name.as_str());
-            writeln!(out, "  {m} {} — {state}", person.unwrap_or(""))?;
-            match desired.get(m) {
-                Some(d) => {
-                    for w in &d.why {
-                        writeln!(out, "      desired: {}", w.describe(tz))?;
-                    }
-                }
-                None => writeln!(out, "      not desired: no active rule names it")?,
-            }
-            if let Some(p) = plan {
-                for a in p.actions.iter().filter(|a| &a.member == m) {
-                    writeln!(out, "      next cycle: {:?} ({})", a.kind, a.reason)?;
-                }
-                for r in p.refused.iter().filter(|r| r.member.as_ref() == Some(m)) {
-                    writeln!(out, "      held back: {}", r.reason)?;
-                }
-            }
-        }
-        Ok(())
-    })()
-    .map_err(out_err)?;
+    let report = ExplainReport {
+        queue: q.clone(),
+        at,
+        at_text: local(at, tz),
+        live_error: match live {
+            Some(Err(e)) => Some(e.to_string()),
+            None => Some("not read".to_owned()),
+            Some(Ok(_)) => None,
+        },
+        unread_calendars: obs
+            .calendars
+            .values()
+            .filter(|c| !c.complete)
+            .map(|c| {
+                let e = c.error.as_deref().unwrap_or("unknown error").to_owned();
+                (c.calendar.clone(), e)
+            })
+            .collect(),
+        members: members
+            .into_iter()
+            .map(|m| MemberLine {
+                live: matches!(live, Some(Ok(l)) if l.contains(&m)),
+                owned: owned.contains(&m),
+                person: crate::plan::person_of(&rec.config().persons, &m),
+                desired: desired
+                    .get(&m)
+                    .map(|d| d.why.iter().map(|w| w.describe(tz)).collect())
+                    .unwrap_or_default(),
+                next: plan
+                    .into_iter()
+                    .flat_map(|p| p.actions.iter().filter(|a| a.member == m))
+                    .map(|a| format!("{:?} ({})", a.kind, a.reason))
+                    .collect(),
+                held_back: plan
+                    .into_iter()
+                    .flat_map(|p| p.refused.iter().filter(|r| r.member.as_ref() == Some(&m)))
+                    .map(|r| r.reason.clone())
+                    .collect(),
+                member: m,
+            })
+            .collect(),
+    };
+    emit(&report, false, out)?;
     Ok(EXIT_OK)
 }

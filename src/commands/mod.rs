@@ -35,7 +35,7 @@ mod status;
 pub use calendar::{CalendarArgs, calendar};
 pub use check_config::check_config;
 pub use explain::explain;
-pub use plan::{plan, plan_json};
+pub use plan::{PlanReport, plan};
 pub use queue::{QueueCall, agent_queues, configured_mobile, queue};
 pub use run::{once, run};
 pub use sim::{demo, sim};
@@ -203,10 +203,6 @@ pub(super) async fn observe_now(
     let mut rec = reconciler(cfg, secrets, true).await?;
     let obs = rec.observe(true).await?;
     Ok((rec, obs))
-}
-
-pub(super) fn members_json<'a>(m: impl IntoIterator<Item = &'a Member>) -> Vec<String> {
-    m.into_iter().map(ToString::to_string).collect()
 }
 
 /// Where the config comes from (SPEC §4): `--config`, else `$ROOSTER_CONFIG`, else

@@ -1,77 +1,156 @@
 //! `rooster plan [--at TIME] [--json]` (SPEC §4): what a cycle would do now, or the desired
-//! membership at TIME; writes nothing (SPEC §3 rule 5).
+//! membership at TIME; writes nothing (SPEC §3 rule 5). The JSON is SPEC §4's `plan --json`
+//! object.
+
+use serde::Serialize;
 
 use super::*;
+use crate::plan::{ActionKind, RefusalKind};
 
-/// The `plan --json` object of SPEC §4.
-pub fn plan_json(obs: &Observation, decision: &Decision, at: DateTime<Utc>) -> Value {
-    let queues: Vec<Value> = decision
-        .plans
-        .iter()
-        .map(|p| {
-            let desired: Vec<Value> = decision
-                .desired
-                .queues
-                .get(&p.queue)
-                .into_iter()
-                .flat_map(|d| d.values())
-                .map(|d| {
-                    json!({
-                        "member": d.member.to_string(),
-                        "person": d.person,
-                        "why": d.why.iter().map(|w| json!({
-                            "rule": w.rule, "calendar": w.calendar, "subject": w.subject,
-                            "from": w.from.to_rfc3339(), "to": w.to.to_rfc3339(),
-                        })).collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
-            let live = match obs.live.get(&p.queue) {
-                Some(Ok(l)) => json!(members_json(l)),
-                _ => Value::Null,
-            };
-            json!({
-                "queue": p.queue.as_str(),
-                "desired": desired,
-                "live": live,
-                "owned": members_json(obs.owned.get(&p.queue).into_iter().flatten()),
-                "actions": p.actions.iter().map(|a| json!({
-                    "action": a.kind, "member": a.member.to_string(), "person": a.person, "reason": a.reason,
-                })).collect::<Vec<_>>(),
-                "refused": p.refused.iter().map(|r| json!({
-                    "kind": r.kind, "member": r.member.as_ref().map(|m| m.to_string()), "reason": r.reason,
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    let calendars: Vec<Value> = obs
-        .calendars
-        .values()
-        .map(|c| json!({"calendar": c.calendar, "complete": c.complete, "error": c.error}))
-        .collect();
-    json!({ "at": at.to_rfc3339(), "queues": queues, "calendars": calendars })
+/// SPEC §4 `plan --json`.
+#[derive(Debug, Serialize)]
+pub struct PlanReport {
+    #[serde(with = "rfc3339")]
+    pub at: DateTime<Utc>,
+    pub queues: Vec<QueueLine>,
+    pub calendars: Vec<crate::cycle::CalendarStatus>,
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+    #[serde(skip)]
+    pub timezone: Tz,
 }
 
-/// `plan [--at TIME] [--json]`: what a cycle would do; writes nothing (SPEC §3 rule 5).
-pub async fn plan(
-    cfg: Config,
-    secrets: &Secrets,
-    at: Option<&str>,
-    json_out: bool,
-    out: &mut dyn Write,
-) -> Result<u8, CommandError> {
-    let tz = cfg.timezone;
-    let at = at.map(|s| parse_time(s, tz)).transpose()?;
-    let (rec, obs) = observe_now(cfg, secrets).await?;
-    let at = at.unwrap_or(obs.at);
-    let decision = rec.decide(&obs, at);
-    if json_out {
-        writeln!(out, "{}", plan_json(&obs, &decision, at)).map_err(out_err)?;
-        return Ok(EXIT_OK);
+#[derive(Debug, Serialize)]
+pub struct QueueLine {
+    pub queue: QueueNo,
+    #[serde(skip)]
+    pub name: String,
+    pub desired: Vec<DesiredLine>,
+    /// `None` when the queue could not be listed (SPEC §3 rule 2).
+    pub live: Option<Vec<Member>>,
+    pub owned: Vec<Member>,
+    pub actions: Vec<ActionLine>,
+    pub refused: Vec<RefusedLine>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DesiredLine {
+    pub member: Member,
+    pub person: Option<String>,
+    pub why: Vec<WhyLine>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WhyLine {
+    pub rule: String,
+    pub calendar: String,
+    pub subject: String,
+    #[serde(with = "rfc3339")]
+    pub from: DateTime<Utc>,
+    #[serde(with = "rfc3339")]
+    pub to: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ActionLine {
+    pub action: ActionKind,
+    pub member: Member,
+    pub person: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RefusedLine {
+    pub kind: RefusalKind,
+    pub member: Option<Member>,
+    pub reason: String,
+}
+
+impl PlanReport {
+    /// The report for `decision`, made from `obs` for the instant `at`.
+    pub fn new(cfg: &Config, obs: &Observation, decision: &Decision, at: DateTime<Utc>) -> Self {
+        let queues = decision
+            .plans
+            .iter()
+            .map(|p| QueueLine {
+                queue: p.queue.clone(),
+                name: cfg
+                    .queue(&p.queue)
+                    .map(|q| q.name.clone())
+                    .unwrap_or_default(),
+                desired: decision
+                    .desired
+                    .queues
+                    .get(&p.queue)
+                    .into_iter()
+                    .flat_map(|d| d.values())
+                    .map(|d| DesiredLine {
+                        member: d.member.clone(),
+                        person: d.person.clone(),
+                        why: d
+                            .why
+                            .iter()
+                            .map(|w| WhyLine {
+                                rule: w.rule.clone(),
+                                calendar: w.calendar.clone(),
+                                subject: w.subject.clone(),
+                                from: w.from,
+                                to: w.to,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+                live: match obs.live.get(&p.queue) {
+                    Some(Ok(l)) => Some(l.iter().cloned().collect()),
+                    _ => None,
+                },
+                owned: obs
+                    .owned
+                    .get(&p.queue)
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect(),
+                actions: p
+                    .actions
+                    .iter()
+                    .map(|a| ActionLine {
+                        action: a.kind,
+                        member: a.member.clone(),
+                        person: a.person.clone(),
+                        reason: a.reason.clone(),
+                    })
+                    .collect(),
+                refused: p
+                    .refused
+                    .iter()
+                    .map(|r| RefusedLine {
+                        kind: r.kind,
+                        member: r.member.clone(),
+                        reason: r.reason.clone(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        PlanReport {
+            at,
+            queues,
+            calendars: obs.calendars.values().cloned().collect(),
+            warnings: decision
+                .desired
+                .warnings
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            timezone: cfg.timezone,
+        }
     }
-    (|| -> std::io::Result<()> {
-        writeln!(out, "plan at {}", local(at, tz))?;
-        for c in obs.calendars.values().filter(|c| !c.complete) {
+}
+
+impl Report for PlanReport {
+    fn render(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        writeln!(out, "plan at {}", local(self.at, self.timezone))?;
+        for c in self.calendars.iter().filter(|c| !c.complete) {
             writeln!(
                 out,
                 "  calendar {}: not read ({}); removals from its queues are held back",
@@ -79,20 +158,15 @@ pub async fn plan(
                 c.error.as_deref().unwrap_or("unknown error")
             )?;
         }
-        for p in &decision.plans {
-            let q = rec
-                .config()
-                .queue(&p.queue)
-                .map(|q| q.name.as_str())
-                .unwrap_or("");
-            writeln!(out, "queue {} {}", p.queue, q)?;
-            if p.actions.is_empty() && p.refused.is_empty() {
+        for q in &self.queues {
+            writeln!(out, "queue {} {}", q.queue, q.name)?;
+            if q.actions.is_empty() && q.refused.is_empty() {
                 writeln!(out, "  nothing to do")?;
             }
-            for a in &p.actions {
-                let sign = match a.kind {
-                    crate::plan::ActionKind::Add => "+",
-                    crate::plan::ActionKind::Del => "-",
+            for a in &q.actions {
+                let sign = match a.action {
+                    ActionKind::Add => "+",
+                    ActionKind::Del => "-",
                 };
                 writeln!(
                     out,
@@ -102,7 +176,7 @@ pub async fn plan(
                     a.reason
                 )?;
             }
-            for r in &p.refused {
+            for r in &q.refused {
                 writeln!(
                     out,
                     "  ! refused {:?} {}: {}",
@@ -112,11 +186,29 @@ pub async fn plan(
                 )?;
             }
         }
-        for w in &decision.desired.warnings {
+        for w in &self.warnings {
             writeln!(out, "warning: {w}")?;
         }
         Ok(())
-    })()
-    .map_err(out_err)?;
+    }
+}
+
+/// `plan [--at TIME] [--json]`.
+pub async fn plan(
+    cfg: Config,
+    secrets: &Secrets,
+    at: Option<&str>,
+    json_out: bool,
+    out: &mut dyn Write,
+) -> Result<u8, CommandError> {
+    let at = at.map(|s| parse_time(s, cfg.timezone)).transpose()?;
+    let (rec, obs) = observe_now(cfg, secrets).await?;
+    let at = at.unwrap_or(obs.at);
+    let decision = rec.decide(&obs, at);
+    emit(
+        &PlanReport::new(rec.config(), &obs, &decision, at),
+        json_out,
+        out,
+    )?;
     Ok(EXIT_OK)
 }
