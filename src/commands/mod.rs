@@ -39,7 +39,7 @@ pub use plan::{PlanReport, plan};
 pub use queue::{QueueCall, agent_queues, configured_mobile, queue};
 pub use run::{once, run};
 pub use sim::{demo, sim};
-pub use status::status;
+pub use status::{StatusReport, status, status_report};
 
 /// Exit codes of SPEC §4.
 pub const EXIT_OK: u8 = 0;
