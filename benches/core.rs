@@ -158,13 +158,13 @@ fn world() -> World {
             (CalendarRef::default_of(mb), person_events(i, base))
         })
         .collect();
-    let schedule = Schedule::new(&cfg, &events);
+    let schedule = Schedule::new(&cfg.roster(), &events);
     // Quarter hours spread over the window (every edge lies on a quarter hour ± the 2 min
     // lead), with live and owned as they were a quarter hour before: each plan has work.
     let instants = (0..INSTANTS)
         .map(|n| {
             let t = base + TimeDelta::minutes(15 * (97 * n + 200)) - TimeDelta::minutes(2);
-            let before = schedule.desired_at(&cfg, t - TimeDelta::minutes(15));
+            let before = schedule.desired_at(&cfg.roster(), t - TimeDelta::minutes(15));
             let live = before
                 .queues
                 .into_iter()
@@ -184,7 +184,7 @@ fn world() -> World {
 fn evaluate(w: &World, schedule: &Schedule, t: DateTime<Utc>, live: &Live) -> Vec<QueuePlan> {
     let empty_desired: BTreeMap<Member, DesiredMember> = BTreeMap::new();
     let empty_set: BTreeSet<Member> = BTreeSet::new();
-    let desired = schedule.desired_at(&w.cfg, t);
+    let desired = schedule.desired_at(&w.cfg.roster(), t);
     w.cfg
         .queues
         .iter()
@@ -205,7 +205,7 @@ fn evaluate(w: &World, schedule: &Schedule, t: DateTime<Utc>, live: &Live) -> Ve
 
 fn core(c: &mut Criterion) {
     let w = world();
-    let schedule = Schedule::new(&w.cfg, &w.events);
+    let schedule = Schedule::new(&w.cfg.roster(), &w.events);
     // What one evaluation does, so the figure can be read against real work.
     for (t, live) in &w.instants {
         let plans = evaluate(&w, &schedule, *t, live);
@@ -236,7 +236,7 @@ fn core(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(2));
     group.measurement_time(Duration::from_secs(15));
     group.bench_function("Schedule::new (100,000 events)", |b| {
-        b.iter(|| black_box(Schedule::new(&w.cfg, &w.events)))
+        b.iter(|| black_box(Schedule::new(&w.cfg.roster(), &w.events)))
     });
     group.finish();
 }

@@ -584,7 +584,7 @@ async fn decide_bench<C: Calendars, P: Pbx>(rec: &mut Reconciler<C, P, SystemClo
         let at = day0 + TimeDelta::seconds((k * NAIVE_POLL.as_secs()) as i64);
         naive_poll_writes += obs
             .schedule
-            .desired_at(rec.config(), at)
+            .desired_at(&rec.config().roster(), at)
             .queues
             .values()
             .map(|ms| 1 + ms.len() as u64)
@@ -612,10 +612,10 @@ async fn decide_bench<C: Calendars, P: Pbx>(rec: &mut Reconciler<C, P, SystemClo
 /// `add` for everyone desired. Same clients, same desired sets (schedule::desired_at).
 async fn naive_cycle(cfg: &Config, graph: &GraphClient, tring: &TringClient) -> Res<Value> {
     let now = Utc::now();
-    let (from, to) = schedule::read_window(cfg, now);
+    let (from, to) = schedule::read_window(&cfg.roster(), now);
     let mut events = CalendarEvents::new();
     let mut failed = 0;
-    for cal in schedule::calendars_needed(cfg) {
+    for cal in schedule::calendars_needed(&cfg.roster()) {
         match graph.read_calendar(&cal, from, to).await {
             Ok(read) => {
                 events.insert(cal, read.events);
@@ -623,7 +623,7 @@ async fn naive_cycle(cfg: &Config, graph: &GraphClient, tring: &TringClient) -> 
             Err(_) => failed += 1,
         }
     }
-    let desired = schedule::desired_at(cfg, &events, now);
+    let desired = schedule::desired_at(&cfg.roster(), &events, now);
     let mut write_errors = 0;
     for q in &cfg.queues {
         if tring.clean(&q.number).await.is_err() {

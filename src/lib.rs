@@ -22,6 +22,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod plan;
+pub mod roster;
 pub mod schedule;
 pub mod sim;
 pub mod store;

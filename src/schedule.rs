@@ -16,8 +16,9 @@ use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
-use crate::config::{Config, Effect, MemberAs, Person, QueueConfig, Rule, RuleCalendar, Who};
+use crate::config::{Effect, MemberAs, Person, QueueConfig, Rule, RuleCalendar, Who};
 use crate::model::{CalendarRef, Event, EventTime, Member, QueueNo, ShowAs, sanitize};
+use crate::roster::Roster;
 
 /// The events read, per calendar. Calendars that a rule needs but that are missing here simply
 /// contribute nothing; whether a read was complete is the plan's business (SPEC §3 rule 1).
@@ -207,14 +208,14 @@ impl fmt::Display for ScheduleWarning {
 
 /// Every calendar some rule reads: each person's own calendar when any rule uses `"own"`,
 /// plus each shared calendar. Sorted, without duplicates.
-pub fn calendars_needed(cfg: &Config) -> Vec<CalendarRef> {
+pub fn calendars_needed(cfg: &Roster) -> Vec<CalendarRef> {
     let mut out = BTreeSet::new();
     // The persons' calendars once, not once per `own` rule: with a rule per queue that was
     // rules × persons clones.
     if cfg.rules.iter().any(|r| r.calendar == RuleCalendar::Own) {
         out = own_calendars(cfg);
     }
-    for rule in &cfg.rules {
+    for rule in cfg.rules {
         if let RuleCalendar::Shared(c) = &rule.calendar {
             out.insert(c.clone());
         }
@@ -234,13 +235,13 @@ pub struct Feeds {
 }
 
 /// [`Feeds`] of every configured queue (empty when no rule touches it).
-pub fn queue_feeds(cfg: &Config) -> BTreeMap<QueueNo, Feeds> {
+pub fn queue_feeds(cfg: &Roster) -> BTreeMap<QueueNo, Feeds> {
     let mut out: BTreeMap<QueueNo, Feeds> = BTreeMap::new();
-    for q in &cfg.queues {
+    for q in cfg.queues {
         out.entry(q.number.clone()).or_default();
     }
-    for rule in &cfg.rules {
-        for qi in rule_queues(cfg, rule) {
+    for rule in cfg.rules {
+        for qi in rule_queues(*cfg, rule) {
             // A queue number configured twice shares one entry.
             let feeds = out.entry(cfg.queues[qi].number.clone()).or_default();
             match &rule.calendar {
@@ -256,7 +257,7 @@ pub fn queue_feeds(cfg: &Config) -> BTreeMap<QueueNo, Feeds> {
 
 /// Which calendars feed each managed queue, spelled out ([`queue_feeds`] with the persons'
 /// calendars in place of the `own` flag). Every configured queue has an entry.
-pub fn calendars_feeding(cfg: &Config) -> BTreeMap<QueueNo, BTreeSet<CalendarRef>> {
+pub fn calendars_feeding(cfg: &Roster) -> BTreeMap<QueueNo, BTreeSet<CalendarRef>> {
     let own = own_calendars(cfg);
     queue_feeds(cfg)
         .into_iter()
@@ -269,7 +270,7 @@ pub fn calendars_feeding(cfg: &Config) -> BTreeMap<QueueNo, BTreeSet<CalendarRef
 }
 
 /// Every person's own (default) calendar, sorted.
-pub fn own_calendars(cfg: &Config) -> BTreeSet<CalendarRef> {
+pub fn own_calendars(cfg: &Roster) -> BTreeSet<CalendarRef> {
     cfg.persons
         .iter()
         .filter_map(|p| p.mailbox.clone().map(CalendarRef::default_of))
@@ -278,7 +279,7 @@ pub fn own_calendars(cfg: &Config) -> BTreeSet<CalendarRef> {
 
 /// The span calendars are read over: `now − max(1 day, largest lag) .. now + window` (SPEC §2).
 /// Looking back covers events that started earlier but are still active through their lag.
-pub fn read_window(cfg: &Config, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+pub fn read_window(cfg: &Roster, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
     let day = TimeDelta::days(1);
     let back = cfg
         .rules
@@ -293,7 +294,7 @@ pub fn read_window(cfg: &Config, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime
 ///
 /// Builds a [`Schedule`] for this one call; a caller asking about several instants of the
 /// same events should build the schedule once and ask it.
-pub fn desired_at(cfg: &Config, events: &CalendarEvents, t: DateTime<Utc>) -> Desired {
+pub fn desired_at(cfg: &Roster, events: &CalendarEvents, t: DateTime<Utc>) -> Desired {
     Schedule::new(cfg, events).desired_at(cfg, t)
 }
 
@@ -303,7 +304,7 @@ pub fn desired_at(cfg: &Config, events: &CalendarEvents, t: DateTime<Utc>) -> De
 ///
 /// Builds a [`Schedule`] for this one call; see [`Schedule::next_boundary`].
 pub fn next_boundary(
-    cfg: &Config,
+    cfg: &Roster,
     events: &CalendarEvents,
     after: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
@@ -365,7 +366,7 @@ struct RuleInfo {
 /// [`add_calendar`]: ScheduleBuilder::add_calendar
 /// [`finish`]: ScheduleBuilder::finish
 pub struct ScheduleBuilder<'c> {
-    cfg: &'c Config,
+    cfg: Roster<'c>,
     names: NameIndex<'c>,
     mailboxes: MailboxIndex,
     rules: Vec<RuleInfo>,
@@ -390,7 +391,8 @@ pub struct ScheduleBuilder<'c> {
 }
 
 impl<'c> ScheduleBuilder<'c> {
-    pub fn new(cfg: &'c Config) -> Self {
+    pub fn new(cfg: &Roster<'c>) -> Self {
+        let cfg = *cfg;
         let rules = cfg
             .rules
             .iter()
@@ -434,8 +436,8 @@ impl<'c> ScheduleBuilder<'c> {
         }
         ScheduleBuilder {
             cfg,
-            names: NameIndex::new(&cfg.persons),
-            mailboxes: MailboxIndex::new(&cfg.persons),
+            names: NameIndex::new(cfg.persons),
+            mailboxes: MailboxIndex::new(cfg.persons),
             rules,
             by_category,
             uncategorised,
@@ -511,7 +513,7 @@ impl<'c> ScheduleBuilder<'c> {
                     (text, id)
                 });
                 let Some(act) = activation(
-                    cfg,
+                    &cfg,
                     &self.names,
                     &self.mailboxes,
                     Matched {
@@ -588,7 +590,7 @@ impl<'c> ScheduleBuilder<'c> {
 
 impl Schedule {
     /// Matches every rule of `cfg` against `events`.
-    pub fn new(cfg: &Config, events: &CalendarEvents) -> Schedule {
+    pub fn new(cfg: &Roster, events: &CalendarEvents) -> Schedule {
         let mut builder = ScheduleBuilder::new(cfg);
         for (cal, evs) in events {
             builder.add_calendar(cal, evs);
@@ -608,7 +610,7 @@ impl Schedule {
     /// The desired members of every managed queue at `t` (SPEC §2):
     /// `static ∪ members of active member-rules − persons absent`, else `fallback` when empty.
     /// `cfg` must be the config the schedule was built from.
-    pub fn desired_at(&self, cfg: &Config, t: DateTime<Utc>) -> Desired {
+    pub fn desired_at(&self, cfg: &Roster, t: DateTime<Utc>) -> Desired {
         // The activations live at `t`, handed to their queues once (in `acts` order).
         let mut active: Vec<Vec<usize>> = vec![Vec::new(); cfg.queues.len()];
         for (i, a) in self.acts.iter().enumerate() {
@@ -696,7 +698,7 @@ impl Schedule {
     /// order. At each, only the queues of the activations starting or ending there can
     /// change: their member sets just before and at the edge are compared, from the
     /// activations live per queue, which are kept up to date edge by edge.
-    pub fn next_boundary(&self, cfg: &Config, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub fn next_boundary(&self, cfg: &Roster, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let nq = cfg.queues.len();
         let mut live: Vec<Vec<usize>> = vec![Vec::new(); nq];
         for (qi, acts) in self.queue_acts.iter().enumerate().take(nq) {
@@ -758,7 +760,7 @@ impl Schedule {
 
     /// The reason an activation gives: its rule, calendar and event. The event's own span is
     /// the activation's without lead and lag (both at most 7 days, so never saturated).
-    fn why(&self, cfg: &Config, a: &Activation) -> Why {
+    fn why(&self, cfg: &Roster, a: &Activation) -> Why {
         let rule = self.rule(a);
         Why {
             kind: WhyKind::Event,
@@ -804,9 +806,10 @@ impl Schedule {
     /// builder only kept persons who have what the rule needs.
     fn members_of<'a>(
         &'a self,
-        cfg: &'a Config,
+        cfg: &Roster<'a>,
         a: &Activation,
     ) -> impl Iterator<Item = (usize, Member)> + 'a {
+        let cfg = *cfg;
         let rule = self.rule(a).filter(|r| r.member);
         let persons = rule.map(|_| self.persons_of(a)).into_iter().flatten();
         persons.filter_map(move |p| {
@@ -829,7 +832,7 @@ impl Schedule {
     }
 
     /// A queue's desired member set (no provenance) from the activations `live` on it.
-    fn member_set(&self, cfg: &Config, q: &QueueConfig, live: &[usize]) -> BTreeSet<Member> {
+    fn member_set(&self, cfg: &Roster, q: &QueueConfig, live: &[usize]) -> BTreeSet<Member> {
         let absent = self.absent_persons(live);
         let mut set: BTreeSet<Member> = live
             .iter()
@@ -904,7 +907,7 @@ struct Matching {
 /// The activation of a matched event, or `None` when it is never active or names nobody
 /// usable (then with a warning pushed, kept until the activation would have ended).
 fn activation(
-    cfg: &Config,
+    cfg: &Roster,
     names: &NameIndex,
     mailboxes: &MailboxIndex,
     m: Matched,
@@ -980,7 +983,7 @@ fn activation(
 
 /// The managed queues a rule touches, as indices into `cfg.queues`. An absence rule without
 /// queues touches them all; queues not in the config are never touched (SPEC §1).
-fn rule_queues<'c>(cfg: &'c Config, rule: &'c Rule) -> impl Iterator<Item = usize> + 'c {
+fn rule_queues<'c>(cfg: Roster<'c>, rule: &'c Rule) -> impl Iterator<Item = usize> + 'c {
     cfg.queues
         .iter()
         .enumerate()
@@ -1238,16 +1241,14 @@ fn sat_sub(t: DateTime<Utc>, d: TimeDelta) -> DateTime<Utc> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
     use std::time::Duration;
 
     use chrono_tz::Europe::Amsterdam;
     use proptest::prelude::*;
     use regex::Regex;
-    use url::Url;
 
     use super::*;
-    use crate::config::{GraphConfig, Match, Ownership, QueueConfig, SecretSource, TringConfig};
+    use crate::config::{Match, Ownership, QueueConfig};
     use crate::model::{EventKind, Extension, Mailbox, Mobile, Sensitivity};
 
     // ---- fixture builders ------------------------------------------------------------------
@@ -1399,28 +1400,28 @@ mod tests {
         }
     }
 
-    fn config() -> Config {
-        let url = |s: &str| Url::parse(s).expect("test url is valid");
-        Config {
-            path: PathBuf::from("rooster.toml"),
-            timezone: Amsterdam,
-            poll_interval: Duration::from_secs(120),
-            window: Duration::from_secs(14 * 86_400),
-            state: PathBuf::from("rooster.db"),
-            metrics: None,
-            tring: TringConfig {
-                base_url: url("http://127.0.0.1:9/proxyapi.php"),
-                tenant: "ACME".into(),
-                key: SecretSource::Env("TRING_KEY".into()),
-            },
-            graph: GraphConfig {
-                tenant_id: "t".into(),
-                client_id: "c".into(),
-                client_secret: SecretSource::Env("GRAPH_SECRET".into()),
-                base_url: url("http://127.0.0.1:9/v1.0"),
-                authority: url("http://127.0.0.1:9"),
-                concurrency: 8,
-            },
+    /// What a schedule test needs: persons, queues and rules, nothing of Graph or TRiNG.
+    #[derive(Clone)]
+    struct Team {
+        persons: Vec<Person>,
+        queues: Vec<QueueConfig>,
+        rules: Vec<Rule>,
+    }
+
+    impl Team {
+        fn roster(&self) -> Roster<'_> {
+            Roster {
+                timezone: Amsterdam,
+                window: Duration::from_secs(14 * 86_400),
+                persons: &self.persons,
+                queues: &self.queues,
+                rules: &self.rules,
+            }
+        }
+    }
+
+    fn config() -> Team {
+        Team {
             persons: vec![jan(), piet()],
             queues: vec![queue("600"), queue("700")],
             rules: vec![shifts(), on_call(), away()],
@@ -1433,7 +1434,7 @@ mod tests {
         fn queue_with(self, n: &str, f: impl FnOnce(&mut QueueConfig)) -> Self;
     }
 
-    impl ConfigExt for Config {
+    impl ConfigExt for Team {
         fn persons(mut self, p: Vec<Person>) -> Self {
             self.persons = p;
             self
@@ -1534,7 +1535,7 @@ mod tests {
         d.queues[&q(queue)].keys().cloned().collect()
     }
 
-    fn members_at(cfg: &Config, evs: &CalendarEvents, queue: &str, t: &str) -> Vec<Member> {
+    fn members_at(cfg: &Roster, evs: &CalendarEvents, queue: &str, t: &str) -> Vec<Member> {
         members(&desired_at(cfg, evs, ts(t)), queue)
     }
 
@@ -1544,7 +1545,7 @@ mod tests {
     fn own_calendar_shift_makes_its_owner_an_agent_member() {
         let cfg = config();
         let evs = events(vec![("jan@acme.nl", vec![support_shift()])]);
-        let d = desired_at(&cfg, &evs, ts("2026-03-30T08:00:00Z"));
+        let d = desired_at(&cfg.roster(), &evs, ts("2026-03-30T08:00:00Z"));
         assert_eq!(members(&d, "600"), vec![ext("201")]);
         assert_eq!(members(&d, "700"), Vec::<Member>::new());
         let dm = &d.queues[&q("600")][&ext("201")];
@@ -1578,7 +1579,7 @@ mod tests {
             ("2026-03-30T15:05:00Z", false, "at end + lag (exclusive)"),
         ];
         for (t, active, situation) in cases {
-            let got = !members_at(&cfg, &evs, "600", t).is_empty();
+            let got = !members_at(&cfg.roster(), &evs, "600", t).is_empty();
             assert_eq!(got, active, "{situation} at {t}");
         }
     }
@@ -1606,7 +1607,10 @@ mod tests {
         ];
         for (situation, ev) in cases {
             let evs = events(vec![("jan@acme.nl", vec![ev])]);
-            assert!(members_at(&cfg, &evs, "600", t).is_empty(), "{situation}");
+            assert!(
+                members_at(&cfg.roster(), &evs, "600", t).is_empty(),
+                "{situation}"
+            );
         }
     }
 
@@ -1623,7 +1627,7 @@ mod tests {
         ] {
             let evs = events(vec![("jan@acme.nl", vec![support_shift().show(s)])]);
             assert_eq!(
-                members_at(&cfg, &evs, "600", "2026-03-30T08:00:00Z"),
+                members_at(&cfg.roster(), &evs, "600", "2026-03-30T08:00:00Z"),
                 vec![ext("201")],
                 "{s:?}"
             );
@@ -1638,7 +1642,7 @@ mod tests {
             vec![support_shift().show(ShowAs::Free)],
         )]);
         assert_eq!(
-            members_at(&cfg, &evs, "600", "2026-03-30T08:00:00Z"),
+            members_at(&cfg.roster(), &evs, "600", "2026-03-30T08:00:00Z"),
             vec![ext("201")]
         );
     }
@@ -1665,7 +1669,7 @@ mod tests {
         for (situation, ev, want) in cases {
             let evs = events(vec![("jan@acme.nl", vec![ev])]);
             assert_eq!(
-                !members_at(&cfg, &evs, "600", t).is_empty(),
+                !members_at(&cfg.roster(), &evs, "600", t).is_empty(),
                 want,
                 "{situation}"
             );
@@ -1687,7 +1691,7 @@ mod tests {
                 .private(),
             ],
         )]);
-        let d = desired_at(&cfg, &evs, ts("2026-03-30T08:00:00Z"));
+        let d = desired_at(&cfg.roster(), &evs, ts("2026-03-30T08:00:00Z"));
         let why = &d.queues[&q("600")][&ext("201")].why[0];
         assert_eq!(why.subject, "private event");
         assert!(!why.describe(Amsterdam).contains("dentist"));
@@ -1697,7 +1701,7 @@ mod tests {
     fn events_in_calendars_no_rule_reads_are_ignored() {
         let cfg = config();
         let evs = events(vec![("someone@else.nl", vec![support_shift()])]);
-        assert!(members_at(&cfg, &evs, "600", "2026-03-30T08:00:00Z").is_empty());
+        assert!(members_at(&cfg.roster(), &evs, "600", "2026-03-30T08:00:00Z").is_empty());
     }
 
     // ---- all-day and DST -------------------------------------------------------------------
@@ -1742,28 +1746,28 @@ mod tests {
             let before = from - TimeDelta::seconds(1);
             let last = to - TimeDelta::seconds(1);
             assert!(
-                desired_at(&cfg, &evs, before).queues[&q("600")].is_empty(),
+                desired_at(&cfg.roster(), &evs, before).queues[&q("600")].is_empty(),
                 "{situation}: before"
             );
             assert!(
-                !desired_at(&cfg, &evs, from).queues[&q("600")].is_empty(),
+                !desired_at(&cfg.roster(), &evs, from).queues[&q("600")].is_empty(),
                 "{situation}: first instant"
             );
             assert!(
-                !desired_at(&cfg, &evs, last).queues[&q("600")].is_empty(),
+                !desired_at(&cfg.roster(), &evs, last).queues[&q("600")].is_empty(),
                 "{situation}: last instant"
             );
             assert!(
-                desired_at(&cfg, &evs, to).queues[&q("600")].is_empty(),
+                desired_at(&cfg.roster(), &evs, to).queues[&q("600")].is_empty(),
                 "{situation}: end"
             );
             assert_eq!(
-                next_boundary(&cfg, &evs, before),
+                next_boundary(&cfg.roster(), &evs, before),
                 Some(from),
                 "{situation}: boundary in"
             );
             assert_eq!(
-                next_boundary(&cfg, &evs, from),
+                next_boundary(&cfg.roster(), &evs, from),
                 Some(to),
                 "{situation}: boundary out"
             );
@@ -1796,7 +1800,7 @@ mod tests {
 
     const NIGHT: &str = "2026-03-30T20:00:00Z";
 
-    fn on_call_members(cfg: &Config, subject: &str) -> (Vec<Member>, Vec<ScheduleWarning>) {
+    fn on_call_members(cfg: &Roster, subject: &str) -> (Vec<Member>, Vec<ScheduleWarning>) {
         let evs = events(vec![(PIKET, vec![piket(subject)])]);
         let d = desired_at(cfg, &evs, ts(NIGHT));
         (members(&d, "700"), d.warnings)
@@ -1832,7 +1836,7 @@ mod tests {
             ("an extension is not a name", "piket 202", &[]),
         ];
         for (situation, subject, want) in cases {
-            let (got, warnings) = on_call_members(&cfg, subject);
+            let (got, warnings) = on_call_members(&cfg.roster(), subject);
             let want: Vec<Member> = want.iter().map(|e| ext(e)).collect();
             assert_eq!(got, want, "{situation}: {subject}");
             let unknown = warnings
@@ -1849,7 +1853,7 @@ mod tests {
             ..person("Jan Jansen", "jjansen@acme.nl", "204")
         };
         let cfg = config().persons(vec![jan(), piet(), jan_jansen]);
-        let (got, warnings) = on_call_members(&cfg, "Piket Jan");
+        let (got, warnings) = on_call_members(&cfg.roster(), "Piket Jan");
         assert!(got.is_empty());
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         let ScheduleWarning::AmbiguousName { name, persons, .. } = &warnings[0] else {
@@ -1871,7 +1875,7 @@ mod tests {
             assert!(text.contains(part), "{text:?} lacks {part:?}");
         }
         // The full name settles what the shared first name leaves open.
-        let (got, warnings) = on_call_members(&cfg, "Piket Jan Jansen");
+        let (got, warnings) = on_call_members(&cfg.roster(), "Piket Jan Jansen");
         assert_eq!(got, vec![ext("204")]);
         assert!(warnings.is_empty(), "{warnings:?}");
     }
@@ -1879,7 +1883,7 @@ mod tests {
     #[test]
     fn unknown_person_warns_once_per_event_and_names_it() {
         let cfg = config();
-        let (got, warnings) = on_call_members(&cfg, "Piket Klaas\n\x1b[31m");
+        let (got, warnings) = on_call_members(&cfg.roster(), "Piket Klaas\n\x1b[31m");
         assert!(got.is_empty());
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         let text = warnings[0].to_string();
@@ -1902,7 +1906,7 @@ mod tests {
         ];
         for (situation, t, n) in cases {
             assert_eq!(
-                desired_at(&cfg, &evs, ts(t)).warnings.len(),
+                desired_at(&cfg.roster(), &evs, ts(t)).warnings.len(),
                 n,
                 "{situation}"
             );
@@ -1916,11 +1920,11 @@ mod tests {
             .organizer("piet@acme.nl")
             .attendees(&["jan@acme.nl", "stranger@x.nl"]);
         let evs = events(vec![(PIKET, vec![ev])]);
-        let at = |cfg: &Config| members(&desired_at(cfg, &evs, ts(NIGHT)), "700");
-        assert_eq!(at(&by(Who::Attendees)), vec![ext("201")]);
-        assert_eq!(at(&by(Who::Organizer)), vec![ext("202")]);
+        let at = |cfg: &Roster| members(&desired_at(cfg, &evs, ts(NIGHT)), "700");
+        assert_eq!(at(&by(Who::Attendees).roster()), vec![ext("201")]);
+        assert_eq!(at(&by(Who::Organizer).roster()), vec![ext("202")]);
         let nobody = events(vec![(PIKET, vec![piket("Piket Jan")])]);
-        let d = desired_at(&by(Who::Organizer), &nobody, ts(NIGHT));
+        let d = desired_at(&by(Who::Organizer).roster(), &nobody, ts(NIGHT));
         assert!(
             members(&d, "700").is_empty(),
             "subject is not read for who = organizer"
@@ -1931,11 +1935,11 @@ mod tests {
     #[test]
     fn mobile_members_come_from_the_config_only() {
         let cfg = config().rules(vec![on_call().mobile()]);
-        let (got, warnings) = on_call_members(&cfg, "Piket Jan 0699999999");
+        let (got, warnings) = on_call_members(&cfg.roster(), "Piket Jan 0699999999");
         assert_eq!(got, vec![cu("0612345678")]);
         assert!(warnings.is_empty());
         // Piet has no mobile: skipped, with a warning naming him and the event.
-        let (got, warnings) = on_call_members(&cfg, "Piket Piet 0699999999");
+        let (got, warnings) = on_call_members(&cfg.roster(), "Piket Piet 0699999999");
         assert!(got.is_empty());
         assert_eq!(warnings.len(), 1);
         assert!(
@@ -1958,19 +1962,19 @@ mod tests {
             ("piet@acme.nl", vec![support_shift()]),
             (PIKET, vec![piket("Piket Jan")]),
         ]);
-        let d = desired_at(&cfg, &evs, ts("2026-03-30T08:00:00Z"));
+        let d = desired_at(&cfg.roster(), &evs, ts("2026-03-30T08:00:00Z"));
         assert_eq!(
             members(&d, "600"),
             vec![ext("202")],
             "Jan absent, Piet stays"
         );
-        let d = desired_at(&cfg, &evs, ts(NIGHT));
+        let d = desired_at(&cfg.roster(), &evs, ts(NIGHT));
         assert!(
             members(&d, "700").is_empty(),
             "neither Jan's agent nor his mobile"
         );
         // The next day the absence is over and the night shift (till 08:00 CEST) counts again.
-        let d = desired_at(&cfg, &evs, ts("2026-03-30T22:30:00Z"));
+        let d = desired_at(&cfg.roster(), &evs, ts("2026-03-30T22:30:00Z"));
         assert_eq!(members(&d, "700"), vec![ext("201"), cu("0612345678")]);
     }
 
@@ -1980,7 +1984,7 @@ mod tests {
         let cfg = config().rules(vec![shifts(), away_from_700]);
         let evs = events(vec![("jan@acme.nl", vec![support_shift(), jan_away()])]);
         assert_eq!(
-            members_at(&cfg, &evs, "600", "2026-03-30T08:00:00Z"),
+            members_at(&cfg.roster(), &evs, "600", "2026-03-30T08:00:00Z"),
             vec![ext("201")]
         );
     }
@@ -2022,8 +2026,8 @@ mod tests {
                 event("Piket Jan", "2026-03-30T06:00:00Z", "2026-03-30T17:00:00Z"),
             ],
         );
-        let forward = Schedule::new(&cfg, &events);
-        let mut builder = ScheduleBuilder::new(&cfg);
+        let forward = Schedule::new(&cfg.roster(), &events);
+        let mut builder = ScheduleBuilder::new(&cfg.roster());
         for (cal, evs) in events.iter().rev() {
             builder.add_calendar(cal, evs);
         }
@@ -2037,17 +2041,17 @@ mod tests {
         ] {
             let t = ts(t);
             assert_eq!(
-                forward.desired_at(&cfg, t),
-                backward.desired_at(&cfg, t),
+                forward.desired_at(&cfg.roster(), t),
+                backward.desired_at(&cfg.roster(), t),
                 "{t}"
             );
             assert_eq!(
-                forward.next_boundary(&cfg, t),
-                backward.next_boundary(&cfg, t),
+                forward.next_boundary(&cfg.roster(), t),
+                backward.next_boundary(&cfg.roster(), t),
                 "{t}"
             );
         }
-        let at_nine = backward.desired_at(&cfg, ts("2026-03-30T08:00:00Z"));
+        let at_nine = backward.desired_at(&cfg.roster(), ts("2026-03-30T08:00:00Z"));
         assert_eq!(
             at_nine.queues[&q("600")][&ext("201")].person.as_deref(),
             Some("Jan de Vries, Piet Bakker"),
@@ -2059,7 +2063,7 @@ mod tests {
     fn static_members_stay_even_when_their_person_is_absent() {
         let cfg = config().queue_with("600", |qc| qc.static_members = vec![ext("201"), ext("299")]);
         let evs = events(vec![("jan@acme.nl", vec![support_shift(), jan_away()])]);
-        let d = desired_at(&cfg, &evs, ts("2026-03-30T08:00:00Z"));
+        let d = desired_at(&cfg.roster(), &evs, ts("2026-03-30T08:00:00Z"));
         assert_eq!(members(&d, "600"), vec![ext("201"), ext("299")]);
         let why = &d.queues[&q("600")][&ext("201")].why;
         assert_eq!(
@@ -2075,7 +2079,7 @@ mod tests {
     fn static_member_also_desired_by_a_rule_lists_both_reasons() {
         let cfg = config().queue_with("600", |qc| qc.static_members = vec![ext("201")]);
         let evs = events(vec![("jan@acme.nl", vec![support_shift()])]);
-        let d = desired_at(&cfg, &evs, ts("2026-03-30T08:00:00Z"));
+        let d = desired_at(&cfg.roster(), &evs, ts("2026-03-30T08:00:00Z"));
         let kinds: Vec<WhyKind> = d.queues[&q("600")][&ext("201")]
             .why
             .iter()
@@ -2097,9 +2101,13 @@ mod tests {
             ),
         ];
         for (situation, t, want) in cases {
-            assert_eq!(members_at(&cfg, &evs, "600", t), want, "{situation}");
+            assert_eq!(
+                members_at(&cfg.roster(), &evs, "600", t),
+                want,
+                "{situation}"
+            );
         }
-        let d = desired_at(&cfg, &evs, ts("2026-03-30T18:00:00Z"));
+        let d = desired_at(&cfg.roster(), &evs, ts("2026-03-30T18:00:00Z"));
         assert_eq!(
             d.queues[&q("600")][&ext("200")].why[0].kind,
             WhyKind::Fallback
@@ -2107,7 +2115,7 @@ mod tests {
         // Absence empties the queue, so the fallback steps in.
         let evs = events(vec![("jan@acme.nl", vec![support_shift(), jan_away()])]);
         assert_eq!(
-            members_at(&cfg, &evs, "600", "2026-03-30T08:00:00Z"),
+            members_at(&cfg.roster(), &evs, "600", "2026-03-30T08:00:00Z"),
             vec![ext("200")]
         );
     }
@@ -2118,7 +2126,7 @@ mod tests {
     fn calendars_needed_lists_own_and_shared_once_sorted() {
         let cfg = config();
         assert_eq!(
-            calendars_needed(&cfg),
+            calendars_needed(&cfg.roster()),
             vec![
                 own_cal("jan@acme.nl"),
                 own_cal("piet@acme.nl"),
@@ -2126,20 +2134,23 @@ mod tests {
             ]
         );
         let only_shared = config().rules(vec![on_call(), on_call()]);
-        assert_eq!(calendars_needed(&only_shared), vec![own_cal(PIKET)]);
+        assert_eq!(
+            calendars_needed(&only_shared.roster()),
+            vec![own_cal(PIKET)]
+        );
     }
 
     #[test]
     fn calendars_feeding_counts_member_and_absence_rules() {
         let cfg = config().rules(vec![on_call(), away()]);
-        let feeding = calendars_feeding(&cfg);
+        let feeding = calendars_feeding(&cfg.roster());
         let own: BTreeSet<CalendarRef> = [own_cal("jan@acme.nl"), own_cal("piet@acme.nl")].into();
         assert_eq!(feeding[&q("600")], own, "only the absence rule touches 600");
         let mut all = own.clone();
         all.insert(own_cal(PIKET));
         assert_eq!(feeding[&q("700")], all);
         let none = config().rules(vec![]);
-        assert!(calendars_feeding(&none)[&q("600")].is_empty());
+        assert!(calendars_feeding(&none.roster())[&q("600")].is_empty());
     }
 
     #[test]
@@ -2147,11 +2158,14 @@ mod tests {
         let now = ts("2026-03-30T12:00:00Z");
         let cfg = config();
         assert_eq!(
-            read_window(&cfg, now),
+            read_window(&cfg.roster(), now),
             (ts("2026-03-29T12:00:00Z"), ts("2026-04-13T12:00:00Z"))
         );
         let cfg = config().rules(vec![shifts().lead_lag(0, 36 * 60)]);
-        assert_eq!(read_window(&cfg, now).0, ts("2026-03-29T00:00:00Z"));
+        assert_eq!(
+            read_window(&cfg.roster(), now).0,
+            ts("2026-03-29T00:00:00Z")
+        );
     }
 
     // ---- boundaries ------------------------------------------------------------------------
@@ -2203,19 +2217,25 @@ mod tests {
         ];
         for (situation, after, want) in cases {
             assert_eq!(
-                next_boundary(&cfg, &evs, ts(after)),
+                next_boundary(&cfg.roster(), &evs, ts(after)),
                 want.map(ts),
                 "{situation}"
             );
         }
-        assert_eq!(next_boundary(&cfg, &CalendarEvents::new(), ts(NIGHT)), None);
+        assert_eq!(
+            next_boundary(&cfg.roster(), &CalendarEvents::new(), ts(NIGHT)),
+            None
+        );
     }
 
     #[test]
     fn boundary_ignores_changes_of_provenance_only() {
         let cfg = config().queue_with("600", |qc| qc.static_members = vec![ext("201")]);
         let evs = events(vec![("jan@acme.nl", vec![support_shift()])]);
-        assert_eq!(next_boundary(&cfg, &evs, ts("2026-03-30T00:00:00Z")), None);
+        assert_eq!(
+            next_boundary(&cfg.roster(), &evs, ts("2026-03-30T00:00:00Z")),
+            None
+        );
     }
 
     #[test]
@@ -2233,7 +2253,7 @@ mod tests {
             .collect();
         let evs = events(vec![("jan@acme.nl", shifts)]);
         assert_eq!(
-            next_boundary(&cfg, &evs, base),
+            next_boundary(&cfg.roster(), &evs, base),
             Some(base + TimeDelta::minutes(15 * 3000))
         );
     }
@@ -2241,7 +2261,7 @@ mod tests {
     /// The benchmark's world (docs/BENCHMARKS.md) at its largest: 2000 persons with 50
     /// shifts each (100,000 events) over 200 queues with one category rule per queue, plus
     /// an absence rule over every queue and an on-call rule naming persons by subject.
-    fn big_world() -> (Config, CalendarEvents, DateTime<Utc>) {
+    fn big_world() -> (Team, CalendarEvents, DateTime<Utc>) {
         const PERSONS: usize = 2000;
         const QUEUES: usize = 200;
         const EVENTS: usize = 50;
@@ -2314,11 +2334,10 @@ mod tests {
             })
             .collect();
         evs.insert(own_cal(PIKET), piket);
-        let cfg = Config {
+        let cfg = Team {
             persons,
             queues,
             rules,
-            ..config()
         };
         (cfg, evs, base)
     }
@@ -2336,11 +2355,11 @@ mod tests {
             .collect();
         let mut digest = DefaultHasher::new();
         let clock = Instant::now();
-        let feeding = calendars_feeding(&cfg);
+        let feeding = calendars_feeding(&cfg.roster());
         println!("calendars_feeding: {:?}", clock.elapsed());
         feeding.len().hash(&mut digest);
         let clock = Instant::now();
-        let needed = calendars_needed(&cfg);
+        let needed = calendars_needed(&cfg.roster());
         println!("calendars_needed: {:?}", clock.elapsed());
         assert_eq!(
             needed.len(),
@@ -2348,7 +2367,7 @@ mod tests {
             "every person's calendar and the shared one"
         );
         let clock = Instant::now();
-        let schedule = Schedule::new(&cfg, &evs);
+        let schedule = Schedule::new(&cfg.roster(), &evs);
         println!(
             "Schedule::new: {:?} ({} activations)",
             clock.elapsed(),
@@ -2356,11 +2375,11 @@ mod tests {
         );
         for &t in &instants {
             let clock = Instant::now();
-            let d = schedule.desired_at(&cfg, t);
+            let d = schedule.desired_at(&cfg.roster(), t);
             println!("Schedule::desired_at({t}): {:?}", clock.elapsed());
             format!("{d:?}").hash(&mut digest);
             let clock = Instant::now();
-            let b = schedule.next_boundary(&cfg, t);
+            let b = schedule.next_boundary(&cfg.roster(), t);
             println!(
                 "Schedule::next_boundary({t}): {:?} -> {b:?}",
                 clock.elapsed()
@@ -2370,27 +2389,27 @@ mod tests {
         // The wrappers give the same answers (they build the schedule each call).
         let clock = Instant::now();
         assert_eq!(
-            desired_at(&cfg, &evs, instants[0]),
-            schedule.desired_at(&cfg, instants[0])
+            desired_at(&cfg.roster(), &evs, instants[0]),
+            schedule.desired_at(&cfg.roster(), instants[0])
         );
         println!("desired_at (free function): {:?}", clock.elapsed());
         let clock = Instant::now();
         assert_eq!(
-            next_boundary(&cfg, &evs, instants[0]),
-            schedule.next_boundary(&cfg, instants[0])
+            next_boundary(&cfg.roster(), &evs, instants[0]),
+            schedule.next_boundary(&cfg.roster(), instants[0])
         );
         println!("next_boundary (free function): {:?}", clock.elapsed());
         // The longest walk: from before everything to the first change, and then on from the
         // last edge (nothing changes any more).
         let clock = Instant::now();
-        let first = schedule.next_boundary(&cfg, base - TimeDelta::days(1));
+        let first = schedule.next_boundary(&cfg.roster(), base - TimeDelta::days(1));
         println!(
             "Schedule::next_boundary from a day before: {:?} -> {first:?}",
             clock.elapsed()
         );
         let clock = Instant::now();
         let last = schedule.edges.last().map(|(t, _)| *t).unwrap_or(base);
-        assert_eq!(schedule.next_boundary(&cfg, last), None);
+        assert_eq!(schedule.next_boundary(&cfg.roster(), last), None);
         println!(
             "Schedule::next_boundary after the last edge: {:?}",
             clock.elapsed()
@@ -2431,11 +2450,11 @@ mod tests {
             let base = ts("2026-03-30T06:00:00Z");
             let after = base + TimeDelta::minutes(15 * after);
             let sets = |t| -> BTreeMap<QueueNo, Vec<Member>> {
-                desired_at(&cfg, &evs, t).queues.into_iter()
+                desired_at(&cfg.roster(), &evs, t).queues.into_iter()
                     .map(|(k, v)| (k, v.into_keys().collect())).collect()
             };
             let start = sets(after);
-            let b = next_boundary(&cfg, &evs, after);
+            let b = next_boundary(&cfg.roster(), &evs, after);
             // Every minute up to the boundary (or the end of the world) looks like `after`.
             let horizon = b.unwrap_or(base + TimeDelta::hours(16));
             let mut t = after + TimeDelta::minutes(1);
@@ -2454,7 +2473,7 @@ mod tests {
             let cfg = config().rules(vec![shifts(), away()]);
             let t = ts("2026-03-30T06:00:00Z") + TimeDelta::minutes(15 * t);
             let allowed = [ext("201"), ext("202")];
-            for set in desired_at(&cfg, &evs, t).queues.values() {
+            for set in desired_at(&cfg.roster(), &evs, t).queues.values() {
                 for m in set.keys() {
                     prop_assert!(allowed.contains(m), "{} is no configured member", m);
                 }
@@ -2498,8 +2517,8 @@ mod tests {
                 ],
             )]);
             // Built once and asked many times, as the daemon does per calendar read.
-            let schedule = Schedule::new(&cfg, &evs);
-            let at = |t: DateTime<Utc>| members(&schedule.desired_at(&cfg, t), "600");
+            let schedule = Schedule::new(&cfg.roster(), &evs);
+            let at = |t: DateTime<Utc>| members(&schedule.desired_at(&cfg.roster(), t), "600");
             let instants = [
                 (start - second, false, "just before start"),
                 (start, true, "at start"),
@@ -2512,21 +2531,21 @@ mod tests {
                 assert_eq!(at(t), want, "{situation}: {when} ({t})");
             }
             assert_eq!(
-                schedule.next_boundary(&cfg, start - TimeDelta::hours(1)),
+                schedule.next_boundary(&cfg.roster(), start - TimeDelta::hours(1)),
                 Some(start),
                 "{situation}: boundary in"
             );
             assert_eq!(
-                schedule.next_boundary(&cfg, start),
+                schedule.next_boundary(&cfg.roster(), start),
                 Some(end),
                 "{situation}: boundary out"
             );
             assert_eq!(
-                schedule.next_boundary(&cfg, end),
+                schedule.next_boundary(&cfg.roster(), end),
                 None,
                 "{situation}: after"
             );
-            let d = schedule.desired_at(&cfg, start);
+            let d = schedule.desired_at(&cfg.roster(), start);
             assert_eq!(
                 d.queues[&q("600")][&ext("201")].why[0].describe(Amsterdam),
                 format!("rule \"support shifts\": \"Nachtdienst\" in jan@acme.nl {local}"),

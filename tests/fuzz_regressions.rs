@@ -196,7 +196,7 @@ match = { show_as = ["oof"] }
         ],
     );
     for t in [min, max, DateTime::<Utc>::UNIX_EPOCH] {
-        let desired = desired_at(&cfg, &events, t);
+        let desired = desired_at(&cfg.roster(), &events, t);
         let queue = QueueNo::parse("600").expect("valid");
         for m in desired.queues[&queue].keys() {
             assert!(
@@ -204,7 +204,7 @@ match = { show_as = ["oof"] }
                 "unconfigured member {m}"
             );
         }
-        if let Some(b) = next_boundary(&cfg, &events, t) {
+        if let Some(b) = next_boundary(&cfg.roster(), &events, t) {
             assert!(b > t, "boundary {b} not after {t}");
         }
     }

@@ -28,7 +28,7 @@ pub async fn calendar(
     let tz = cfg.timezone;
     let mailbox = Mailbox::parse(mailbox).map_err(|e| CommandError::Usage(e.to_string()))?;
     let now = Utc::now();
-    let (dfrom, dto) = schedule::read_window(&cfg, now);
+    let (dfrom, dto) = schedule::read_window(&cfg.roster(), now);
     let from = from
         .map(|s| parse_time(s, tz))
         .transpose()?

@@ -58,7 +58,7 @@ impl CheckConfigReport {
                 })
                 .collect(),
             rules: cfg.rules.len(),
-            calendars_read: schedule::calendars_needed(cfg).len(),
+            calendars_read: schedule::calendars_needed(&cfg.roster()).len(),
         }
     }
 }

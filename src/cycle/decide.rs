@@ -15,7 +15,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
     /// The queues whose desired set at `at` differs from the last cycle's (all of them before
     /// the first cycle).
     pub(super) fn changed_queues(&self, at: DateTime<Utc>) -> BTreeSet<QueueNo> {
-        let desired = self.schedule.desired_at(&self.cfg, at);
+        let desired = self.schedule.desired_at(&self.cfg.roster(), at);
         desired
             .queues
             .into_iter()
@@ -30,7 +30,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
 
     /// Desired membership at `at` and the plan that turns live (as observed) into it.
     pub fn decide(&self, obs: &Observation, at: DateTime<Utc>) -> Decision {
-        let desired = obs.schedule.desired_at(&self.cfg, at);
+        let desired = obs.schedule.desired_at(&self.cfg.roster(), at);
         let read_well = |c: &CalendarRef| obs.calendars.get(c).is_some_and(|s| s.complete);
         let own_read_well = self.own_calendars.iter().all(read_well);
         let empty_members = BTreeMap::new();

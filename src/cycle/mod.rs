@@ -161,9 +161,9 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         Ok(Reconciler {
             config_print,
             schedule: Arc::new(Schedule::default()),
-            needed: schedule::calendars_needed(&cfg),
-            feeds: schedule::queue_feeds(&cfg),
-            own_calendars: schedule::own_calendars(&cfg).into_iter().collect(),
+            needed: schedule::calendars_needed(&cfg.roster()),
+            feeds: schedule::queue_feeds(&cfg.roster()),
+            own_calendars: schedule::own_calendars(&cfg.roster()).into_iter().collect(),
             fingerprints: HashMap::new(),
             cfg,
             calendars,
@@ -202,7 +202,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
 
     /// The next instant some queue's desired set changes, from the last events read.
     pub fn next_boundary(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.schedule.next_boundary(&self.cfg, after)
+        self.schedule.next_boundary(&self.cfg.roster(), after)
     }
 
     /// The store to write to: `None` in a dry run (SPEC §3 rule 5) or before the state

@@ -115,14 +115,15 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         // the lists start if they have not yet.
         progress: watch::Sender<usize>,
     ) -> Result<(), StoreError> {
-        let (from, to) = schedule::read_window(&self.cfg, now);
+        let (from, to) = schedule::read_window(&self.cfg.roster(), now);
         // Until this read is over no calendar counts as read, so a read dropped half way (at
         // shutdown) can never lead to a removal. The old schedule goes first: at 100,000
         // events two side by side would set the daemon's peak memory.
         self.read_status.clear();
         let expected = self.schedule.len();
         self.schedule = Arc::new(Schedule::default());
-        let mut builder = ScheduleBuilder::new(&self.cfg).with_capacity(expected + expected / 8);
+        let mut builder =
+            ScheduleBuilder::new(&self.cfg.roster()).with_capacity(expected + expected / 8);
         let mut status = BTreeMap::new();
         let mut pending = PendingReads::default();
         // Field by field (not `self.writer()`), as the loop below updates `fingerprints`.
