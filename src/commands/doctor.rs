@@ -452,9 +452,7 @@ fn rule_checks(cfg: &Config, events: &CalendarEvents, r: &mut DoctorReport) {
                     "rule \"{name}\": no event in the window matches it ({})",
                     describe_match(rule)
                 ),
-                format!(
-                    "check the spelling of the rule's match against Outlook (a category or subject typo is the usual cause; matching ignores case); `rooster calendar MAILBOX` shows the subjects and categories rooster reads"
-                ),
+                "check the spelling of the rule's match against Outlook (a category or subject typo is the usual cause; matching ignores case); `rooster calendar MAILBOX` shows the subjects and categories rooster reads",
             );
         }
     }
