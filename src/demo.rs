@@ -688,7 +688,28 @@ async fn run_with(
 
     let outcome = verdict(checkpoints, watch.changes);
     summary(&mut p, &outcome)?;
+    doctor_checklist(&mut p, &cfg, graph).await?;
     Ok(outcome)
+}
+
+/// Ends the demo the way an install starts (SPEC §4 "Doctor"): `rooster doctor` against the
+/// same simulators and the state the demo left, its checklist printed as is. Informative only:
+/// the demo's verdict is its checkpoints.
+async fn doctor_checklist(p: &mut Printer<'_>, cfg: &Config, graph: &GraphSim) -> io::Result<()> {
+    let secrets = crate::config::Secrets {
+        tring_key: Secret::new("demo-tring-key"),
+        graph_client_secret: Secret::new(graph.options().client_secret.clone()),
+    };
+    let opts = crate::commands::doctor::DoctorOptions::default();
+    let report = crate::commands::doctor::doctor_with(cfg, &secrets, &opts).await;
+    let mut text = Vec::new();
+    report.render(&mut text)?;
+    p.line("")?;
+    p.line("Before going live, an admin runs `rooster doctor`; against the simulators it says:")?;
+    for l in String::from_utf8_lossy(&text).lines() {
+        p.line(l)?;
+    }
+    Ok(())
 }
 
 /// The real clients, pointed at the simulators by the config. They retry fast: a demo

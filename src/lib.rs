@@ -9,6 +9,7 @@
 //! - [`graph`]: the Microsoft Graph calendar reader.
 //! - [`store`]: SQLite state.
 //! - [`cycle`], [`daemon`]: one reconcile pass; the long-running loop.
+//! - [`replies`]: the answers the clients received, for `rooster doctor`.
 //! - [`sim`]: simulated Graph and TRiNG servers for the demo and tests.
 
 pub mod commands;
@@ -22,6 +23,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod plan;
+pub mod replies;
 pub mod roster;
 pub mod schedule;
 pub mod sim;

@@ -86,6 +86,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read-only first contact with Graph and TRiNG: a checklist, each failure with its fix
+    /// (exit 0 nothing failed, 1 something failed, 2 invalid config)
+    Doctor {
+        /// Print the checklist as one JSON object
+        #[arg(long)]
+        json: bool,
+        /// Save every answer into DIR, secrets removed and calendar text replaced
+        #[arg(long, value_name = "DIR")]
+        save_replies: Option<PathBuf>,
+    },
     /// Run the Graph and TRiNG simulators standalone
     Sim {
         #[arg(long, default_value = "127.0.0.1:8601")]
@@ -184,6 +194,10 @@ async fn dispatch(cli: Cli) -> Result<u8, CommandError> {
     if let Command::CheckConfig = cli.command {
         return commands::check_config(&path, out);
     }
+    if let Command::Doctor { json, save_replies } = cli.command {
+        let opts = commands::doctor::DoctorOptions { save_replies };
+        return commands::doctor::run(&path, &opts, json, out).await;
+    }
     let (cfg, secrets) = commands::load(&path)?;
     match cli.command {
         Command::Run { dry_run } => commands::run(cfg, &secrets, dry_run).await,
@@ -231,6 +245,8 @@ async fn dispatch(cli: Cli) -> Result<u8, CommandError> {
         Command::Agent {
             action: AgentAction::Queues { ext, json },
         } => commands::agent_queues(&cfg, &secrets, &ext, json, out).await,
-        Command::CheckConfig | Command::Demo | Command::Sim { .. } => unreachable!("handled above"),
+        Command::CheckConfig | Command::Demo | Command::Sim { .. } | Command::Doctor { .. } => {
+            unreachable!("handled above")
+        }
     }
 }

@@ -607,6 +607,24 @@ impl Schedule {
         self.acts.is_empty()
     }
 
+    /// Per rule, in config order: how many events it turned into activations. `rooster doctor`
+    /// warns about a rule at 0 (a category or subject typo, SPEC §4 "Doctor").
+    pub fn activations_per_rule(&self, cfg: &Roster) -> Vec<usize> {
+        let mut counts = vec![0; cfg.rules.len()];
+        for a in &self.acts {
+            if let Some(c) = counts.get_mut(a.rule as usize) {
+                *c += 1;
+            }
+        }
+        counts
+    }
+
+    /// Every event a rule matched but skipped, whenever it ends (sorted, no duplicates).
+    pub fn all_warnings(&self) -> Vec<ScheduleWarning> {
+        let set: BTreeSet<&ScheduleWarning> = self.warnings.iter().map(|(_, w)| w).collect();
+        set.into_iter().cloned().collect()
+    }
+
     /// The desired members of every managed queue at `t` (SPEC §2):
     /// `static ∪ members of active member-rules − persons absent`, else `fallback` when empty.
     /// `cfg` must be the config the schedule was built from.

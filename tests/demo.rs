@@ -90,6 +90,12 @@ async fn demo_matches_every_checkpoint() {
         "{text}"
     );
     assert!(text.contains("demo passed: 30 of 30"), "{text}");
+    // The demo ends with doctor's checklist against its simulators (SPEC §4 "Doctor").
+    assert!(text.contains("rooster doctor: "), "{text}");
+    assert!(
+        text.contains("tring key and tenant DEMO accepted"),
+        "{text}"
+    );
     assert!(
         !text.contains('\x1b'),
         "colour codes without a terminal\n{text}"

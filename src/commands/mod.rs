@@ -2,6 +2,8 @@
 //! returns an exit code or a [`CommandError`] that `main` prints as one sentence. Thin glue:
 //! decisions live in `schedule`/`plan`, I/O in the adapters, the loop in `daemon`.
 
+pub mod doctor;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -24,6 +24,7 @@ use super::normalize::{NormalizeError, dedupe, normalize_page};
 use super::token::{TokenError, TokenSource, describe_reqwest};
 use crate::config::GraphConfig;
 use crate::model::{CalendarRef, Event, Mailbox, Secret, sanitize};
+use crate::replies::{Reply, ReplyTap, Service};
 
 /// The fields rooster needs (graph-notes B1: createdDateTime cannot be selected here).
 const SELECT: &str = "id,subject,start,end,isAllDay,isCancelled,showAs,categories,sensitivity,organizer,attendees,type,seriesMasterId";
@@ -253,6 +254,8 @@ struct Inner {
     calendar_ids: Mutex<HashMap<(Mailbox, String), String>>,
     outcomes: Mutex<BTreeMap<&'static str, u64>>,
     throttled: AtomicU64,
+    /// Set by `rooster doctor` only: every answer is also handed to it.
+    tap: std::sync::OnceLock<ReplyTap>,
 }
 
 impl fmt::Debug for GraphClient {
@@ -348,8 +351,22 @@ impl GraphClient {
                 calendar_ids: Mutex::new(HashMap::new()),
                 outcomes: Mutex::new(BTreeMap::new()),
                 throttled: AtomicU64::new(0),
+                tap: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Hands every answer from now on (token endpoint included) to `tap` as well, for
+    /// `rooster doctor` (SPEC §4 "Doctor": the clock check and `--save-replies`).
+    pub fn with_tap(self, tap: ReplyTap) -> Self {
+        self.inner.token.set_tap(tap.clone());
+        let _ = self.inner.tap.set(tap);
+        self
+    }
+
+    /// Asks for a token (or uses the cached one): the first thing `rooster doctor` checks.
+    pub async fn check_token(&self) -> Result<(), TokenError> {
+        self.inner.token.token().await.map(|_| ())
     }
 
     pub fn stats(&self) -> GraphStats {
@@ -593,6 +610,7 @@ impl GraphClient {
             detail: describe_reqwest(e),
             tries,
         };
+        let sent = chrono::Utc::now();
         let resp = match self
             .inner
             .http
@@ -616,6 +634,7 @@ impl GraphClient {
         };
         let status = resp.status();
         let retry_after = self.inner.retry.retry_after(resp.headers());
+        let date = crate::replies::date_header(resp.headers());
         let body = match resp.bytes().await {
             Ok(b) => b.to_vec(),
             Err(e) => {
@@ -630,6 +649,17 @@ impl GraphClient {
                 };
             }
         };
+        if let Some(tap) = self.inner.tap.get() {
+            tap.record(Reply {
+                service: Service::Graph,
+                call: call_name(mailbox, url),
+                sent,
+                received: chrono::Utc::now(),
+                status: status.as_u16(),
+                date,
+                body: body.clone(),
+            });
+        }
         if status == StatusCode::OK {
             self.count("ok");
             return Attempt::Done(body);
@@ -683,6 +713,16 @@ impl GraphClient {
             }
         }
     }
+}
+
+/// `calendarview-jan@acme.nl`: the last path segment and the mailbox, for a [`Reply`].
+fn call_name(mailbox: &Mailbox, url: &Url) -> String {
+    let what = url
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .unwrap_or("request")
+        .to_ascii_lowercase();
+    format!("{what}-{mailbox}")
 }
 
 /// Puts a request failure in its calendar's terms; `page` is `None` for the calendar list.

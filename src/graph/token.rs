@@ -22,12 +22,23 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::model::{Secret, sanitize};
+use crate::replies::{Reply, ReplyTap, Service};
 
 const SCOPE: &str = "https://graph.microsoft.com/.default";
 /// Refresh this long before `expires_in` runs out (tokens live 60–90 minutes).
 const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
-/// Why no token could be had. Messages tell the operator what to change in Entra ID.
+/// Why no token could be had. Messages tell the operator what to change in Entra ID, and
+/// [`TokenError::fix`] says how; both are the one place the AADSTS codes are explained.
+///
+/// The codes and their meaning are from Microsoft's published references:
+/// <https://learn.microsoft.com/entra/identity-platform/reference-error-codes> (the AADSTS
+/// table: 7000215 InvalidClientSecret, 7000222 InvalidClientSecretExpiredKeysProvided,
+/// 700016 UnauthorizedClient_DoesNotMatchRequest, 90002 InvalidTenantName, 65001
+/// DelegationDoesNotExist, 7000112 UnauthorizedClientApplicationDisabled, 500011
+/// InvalidResourceServicePrincipalNotFound, 7000218 "the request body must contain
+/// client_assertion or client_secret") and the client-secret troubleshooting table of
+/// <https://learn.microsoft.com/azure/developer/java/sdk/troubleshooting-authentication-service-principal>.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error(
@@ -48,6 +59,10 @@ pub enum TokenError {
     #[error("graph token refused: tenant {tenant_id} not found (AADSTS90002); check tenant_id")]
     TenantNotFound { tenant_id: String },
     #[error(
+        "graph token refused (AADSTS7000218): no client secret reached Entra; the credential is empty"
+    )]
+    SecretMissing,
+    #[error(
         "graph token refused: the app is not allowed to sign in (AADSTS{code}: admin consent missing or app disabled); grant admin consent for Calendars.Read in Entra"
     )]
     ConsentMissing { code: u64 },
@@ -66,6 +81,22 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// What the operator does about it: the config key, the Entra step or the INSTALL.md
+    /// section (SPEC §4 "Doctor": every failure comes with its fix).
+    pub fn fix(&self) -> String {
+        match self {
+            TokenError::SecretRejected => "copy the secret's Value (not its Secret ID) from Entra > App registrations > Certificates & secrets into [graph] client_secret_file (or client_secret_env); deploy/INSTALL.md section 2".into(),
+            TokenError::SecretExpired => "create a new client secret in Entra and replace the credential; deploy/INSTALL.md section 9 \"Rotating the Graph client secret\"".into(),
+            TokenError::SecretMissing => "put the secret's value in the file named by [graph] client_secret_file (or the variable of client_secret_env)".into(),
+            TokenError::AppNotFound { .. } => "set [graph] client_id to the app's Application (client) ID, and tenant_id to the tenant the app is registered in; deploy/INSTALL.md section 2".into(),
+            TokenError::TenantNotFound { .. } => "set [graph] tenant_id to the Directory (tenant) ID shown on the app's overview page in Entra".into(),
+            TokenError::ConsentMissing { .. } => "grant admin consent for the Calendars.Read application permission (Entra > App registrations > API permissions), and check the app is enabled; deploy/INSTALL.md section 2".into(),
+            TokenError::Refused { .. } => "look the AADSTS code up at https://login.microsoftonline.com/error and correct [graph] or the app registration".into(),
+            TokenError::EndpointFailed { .. } | TokenError::RequestFailed { .. } => "check that this host reaches [graph] authority over HTTPS (proxy, firewall, DNS), then run rooster doctor again".into(),
+            TokenError::AnswerNotUnderstood { .. } => "check [graph] authority: it must be Entra's login endpoint (https://login.microsoftonline.com)".into(),
+        }
+    }
+
     /// Permanent failures need an operator; the others may pass by themselves.
     pub fn is_permanent(&self) -> bool {
         !matches!(
@@ -120,6 +151,8 @@ pub struct TokenSource {
     // instead of each asking Entra for a token.
     cached: Mutex<Option<Cached>>,
     requests: AtomicU64,
+    /// Set by `rooster doctor` only: every answer is also handed to it.
+    tap: std::sync::OnceLock<ReplyTap>,
 }
 
 impl fmt::Debug for TokenSource {
@@ -155,7 +188,13 @@ impl TokenSource {
             secret,
             cached: Mutex::new(None),
             requests: AtomicU64::new(0),
+            tap: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Hands every token answer to `tap` as well (`rooster doctor`). The first tap stays.
+    pub fn set_tap(&self, tap: ReplyTap) {
+        let _ = self.tap.set(tap);
     }
 
     /// How many times the token endpoint was asked (for `status` and the tests).
@@ -193,6 +232,7 @@ impl TokenSource {
     #[tracing::instrument(name = "graph_token", skip_all)]
     async fn fetch(&self) -> Result<(Secret, Duration), TokenError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        let sent = chrono::Utc::now();
         let form = [
             ("grant_type", "client_credentials"),
             ("client_id", self.client_id.as_str()),
@@ -212,9 +252,21 @@ impl TokenSource {
                 detail: describe_reqwest(&e),
             })?;
         let status = resp.status().as_u16();
+        let date = crate::replies::date_header(resp.headers());
         let body = resp.bytes().await.map_err(|e| TokenError::RequestFailed {
             detail: describe_reqwest(&e),
         })?;
+        if let Some(tap) = self.tap.get() {
+            tap.record(Reply {
+                service: Service::Entra,
+                call: "token".into(),
+                sent,
+                received: chrono::Utc::now(),
+                status,
+                date,
+                body: body.to_vec(),
+            });
+        }
         if status == 200 {
             let answer: TokenAnswer =
                 serde_json::from_slice(&body).map_err(|e| TokenError::AnswerNotUnderstood {
@@ -265,10 +317,9 @@ impl TokenSource {
             TokenError::TenantNotFound {
                 tenant_id: sanitize(&self.tenant_id, 60),
             }
-        } else if let Some(code) = [65_001, 7_000_112, 500_011, 7_000_218]
-            .into_iter()
-            .find(|c| has(*c))
-        {
+        } else if has(7_000_218) {
+            TokenError::SecretMissing
+        } else if let Some(code) = [65_001, 7_000_112, 500_011].into_iter().find(|c| has(*c)) {
             TokenError::ConsentMissing { code }
         } else if status >= 500 {
             TokenError::EndpointFailed {

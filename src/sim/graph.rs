@@ -100,13 +100,22 @@ pub enum GraphFaultKind {
     WrongSecret,
     /// The token endpoint answers AADSTS7000222 (expired secret).
     ExpiredSecret,
+    /// The token endpoint answers 400 `unauthorized_client` with this AADSTS code (65001
+    /// consent missing, 7000112 app disabled, …), whatever the request.
+    TokenRefused(u64),
+    /// 403 ErrorAccessDenied "Access is denied. Check credentials and try again." — the
+    /// answer of a token without the Calendars.Read role (admin consent missing).
+    NoPermission,
 }
 
 impl GraphFaultKind {
     fn on_token_endpoint(&self) -> bool {
         matches!(
             self,
-            GraphFaultKind::TokenDown | GraphFaultKind::WrongSecret | GraphFaultKind::ExpiredSecret
+            GraphFaultKind::TokenDown
+                | GraphFaultKind::WrongSecret
+                | GraphFaultKind::ExpiredSecret
+                | GraphFaultKind::TokenRefused(_)
         )
     }
 }
@@ -132,6 +141,8 @@ struct SimState {
     token_requests: u64,
     calendar_view_requests: u64,
     next_token: u64,
+    /// Added to the `Date` header of every answer ([`GraphSim::set_clock_offset`]).
+    clock_offset: chrono::TimeDelta,
 }
 
 struct Shared {
@@ -186,6 +197,10 @@ impl GraphSim {
                 "/v1.0/users/{mailbox}/calendars/{id}/calendarView",
                 get(view_named),
             )
+            .layer(axum::middleware::map_response_with_state(
+                shared.clone(),
+                dated,
+            ))
             .with_state(shared.clone());
         let (tx, rx) = oneshot::channel();
         tokio::spawn(async move {
@@ -241,6 +256,12 @@ impl GraphSim {
     /// While on, every Graph call answers 503 (the demo's short outage).
     pub fn set_outage(&self, on: bool) {
         self.shared.lock().outage = on;
+    }
+
+    /// From the next answer on, the `Date` header (Graph's and the token endpoint's) runs
+    /// `offset` ahead of this host's clock (behind when negative).
+    pub fn set_clock_offset(&self, offset: chrono::TimeDelta) {
+        self.shared.lock().clock_offset = offset;
     }
 
     /// Forgets every issued token, so the next Graph call gets a 401.
@@ -357,6 +378,14 @@ fn token_answer(shared: &Shared, tenant: &str, form: &HashMap<String, String>) -
             return (StatusCode::INTERNAL_SERVER_ERROR, "token service down").into_response();
         }
         Some(GraphFaultKind::WrongSecret) => return wrong_secret(&opts.client_id),
+        Some(GraphFaultKind::TokenRefused(code)) => {
+            return aad_error(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                code,
+                &format!("Simulated refusal for app '{}'.", opts.client_id),
+            );
+        }
         Some(GraphFaultKind::ExpiredSecret) => {
             return aad_error(
                 StatusCode::UNAUTHORIZED,
@@ -512,6 +541,11 @@ async fn gate(shared: &Shared, headers: &HeaderMap, mailbox: &Mailbox) -> Gate {
             "ErrorAccessDenied",
             "Access to OData is disabled.",
         )),
+        Some(GraphFaultKind::NoPermission) => Some(graph_error(
+            StatusCode::FORBIDDEN,
+            "ErrorAccessDenied",
+            "Access is denied. Check credentials and try again.",
+        )),
         Some(GraphFaultKind::NotFound) => Some(graph_error(
             StatusCode::NOT_FOUND,
             "ErrorItemNotFound",
@@ -540,6 +574,18 @@ async fn gate(shared: &Shared, headers: &HeaderMap, mailbox: &Mailbox) -> Gate {
         _ => None,
     });
     Gate::Pass { page_fault }
+}
+
+/// Sets the `Date` header from the simulated clock when it is off (hyper's own otherwise).
+async fn dated(State(shared): State<Arc<Shared>>, mut resp: Response) -> Response {
+    let offset = shared.lock().clock_offset;
+    if !offset.is_zero() {
+        let at = Utc::now() + offset;
+        if let Ok(v) = HeaderValue::from_str(&at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()) {
+            resp.headers_mut().insert(header::DATE, v);
+        }
+    }
+    resp
 }
 
 fn with_retry_after(mut r: Response, secs: Option<u64>) -> Response {

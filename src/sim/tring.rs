@@ -87,6 +87,8 @@ pub enum Action {
     Clean,
     List,
     ListQueues,
+    /// `reqtype=MANAGEDB&object=CUSTOM&action=list`: the registered custom destinations.
+    CustomList,
 }
 
 impl Action {
@@ -210,6 +212,13 @@ struct Inner {
 struct SimState {
     /// In the lock so a test can switch it between cycles ([`TringSim::set_shape`]).
     shape: ListShape,
+    /// Added to the `Date` header of every answer ([`TringSim::set_clock_offset`]).
+    clock_offset: chrono::TimeDelta,
+    /// When set, `listqueues` for an extension not in it answers `Error|Invalid extension|`
+    /// ([`TringSim::set_known_extensions`]); otherwise every extension is known.
+    known_extensions: Option<Vec<String>>,
+    /// Whether `MANAGEDB&object=CUSTOM&action=list` answers (default) or is refused.
+    custom_list_refused: bool,
     queues: BTreeMap<QueueNo, Vec<Member>>,
     requests: Vec<RecordedRequest>,
     faults: Vec<Fault>,
@@ -262,6 +271,10 @@ impl TringSim {
         });
         let app = Router::new()
             .route(API_PATH, get(handle))
+            .layer(axum::middleware::map_response_with_state(
+                inner.clone(),
+                dated,
+            ))
             .with_state(inner.clone());
         let cancel = CancellationToken::new();
         let stop = cancel.clone();
@@ -313,6 +326,24 @@ impl TringSim {
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.inner.lock().requests.clone()
+    }
+
+    /// From the next answer on, the `Date` header runs `offset` ahead of this host's clock
+    /// (behind when negative): the drifting clock `rooster doctor` must notice.
+    pub fn set_clock_offset(&self, offset: chrono::TimeDelta) {
+        self.inner.lock().clock_offset = offset;
+    }
+
+    /// Only these extensions exist from now on: `listqueues` for another answers
+    /// `Error|Invalid extension|`. `None` (the default) knows every extension.
+    pub fn set_known_extensions(&self, extensions: Option<Vec<String>>) {
+        self.inner.lock().known_extensions = extensions;
+    }
+
+    /// Makes `MANAGEDB&object=CUSTOM&action=list` answer `Error|Permission denied|` (a
+    /// TRiNG that does not open that call to this key), or answer again.
+    pub fn set_custom_list_refused(&self, refused: bool) {
+        self.inner.lock().custom_list_refused = refused;
     }
 
     pub fn clear_requests(&self) {
@@ -403,7 +434,16 @@ async fn handle(
     let action = Action::parse(
         params.get("reqtype").unwrap_or(""),
         params.get("action").unwrap_or(""),
-    );
+    )
+    .or_else(|| {
+        let managedb = params
+            .get("reqtype")
+            .is_some_and(|r| r.eq_ignore_ascii_case("managedb"));
+        let custom = params
+            .get("object")
+            .is_some_and(|o| o.eq_ignore_ascii_case("custom"));
+        (managedb && custom && params.get("action") == Some("list")).then_some(Action::CustomList)
+    });
     let queue = params.get("number").map(str::to_owned);
 
     let fault = {
@@ -496,10 +536,36 @@ fn answer(
     let json = params.get("format") == Some("json");
     let mut state = sim.lock();
 
+    if action == Action::CustomList {
+        if state.custom_list_refused {
+            return plain("Error|Permission denied|");
+        }
+        // MiRTA's records carry the number in `cu_param1` (tring-api.md).
+        let list: Vec<_> = sim
+            .custom_destinations
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                serde_json::json!({
+                    "cu_id": i + 1,
+                    "cu_name": format!("Mobile {}", i + 1),
+                    "cu_type": "EXT",
+                    "cu_param1": m.as_str(),
+                })
+            })
+            .collect();
+        return json_body(serde_json::Value::Array(list).to_string());
+    }
+
     if action == Action::ListQueues {
         let Some(ext) = params.get("extension").filter(|e| is_digits(e)) else {
             return plain("Error|Invalid extension|");
         };
+        if let Some(known) = &state.known_extensions
+            && !known.iter().any(|k| k == ext)
+        {
+            return plain("Error|Invalid extension|");
+        }
         let queues: Vec<&QueueNo> = state
             .queues
             .iter()
@@ -570,8 +636,22 @@ fn answer(
             members.push(member);
             plain("OK")
         }
-        Action::ListQueues => plain("Error|Invalid request|"),
+        Action::ListQueues | Action::CustomList => plain("Error|Invalid request|"),
     }
+}
+
+/// Sets the `Date` header from the simulated clock when it is off (hyper's own otherwise).
+async fn dated(State(sim): State<Arc<Inner>>, mut resp: Response) -> Response {
+    let offset = sim.lock().clock_offset;
+    if !offset.is_zero() {
+        let at = chrono::Utc::now() + offset;
+        if let Ok(v) =
+            header::HeaderValue::from_str(&at.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+        {
+            resp.headers_mut().insert(header::DATE, v);
+        }
+    }
+    resp
 }
 
 fn is_digits(s: &str) -> bool {

@@ -15,11 +15,14 @@ use std::time::Duration;
 use tracing::{debug, instrument};
 use url::Url;
 
-use super::parse::{KnownMembers, parse_clean, parse_list, parse_listqueues, parse_write};
+use super::parse::{
+    KnownMembers, parse_clean, parse_custom_list, parse_list, parse_listqueues, parse_write,
+};
 use super::{TringError, WriteOutcome, scrub};
 use crate::config::TringConfig;
 use crate::model::{Extension, Member, QueueNo, Secret, sanitize};
 use crate::plan::ActionKind;
+use crate::replies::{Reply, ReplyTap, Service};
 
 /// tring-api.md "Limits": at most this many requests in flight to TRiNG per client.
 const MAX_IN_FLIGHT: usize = 4;
@@ -109,6 +112,8 @@ pub struct TringClient {
     known: Arc<KnownMembers>,
     in_flight: Arc<tokio::sync::Semaphore>,
     stats: Arc<Mutex<TringStats>>,
+    /// Set by `rooster doctor` only: every answer is also handed to it.
+    tap: Option<ReplyTap>,
 }
 
 impl fmt::Debug for TringClient {
@@ -182,7 +187,15 @@ impl TringClient {
             known: Arc::new(KnownMembers::default()),
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             stats: Arc::new(Mutex::new(TringStats::default())),
+            tap: None,
         })
+    }
+
+    /// The same client, every answer (scrubbed of the key) also handed to `tap`, for
+    /// `rooster doctor` (SPEC §4 "Doctor": the clock check and `--save-replies`).
+    pub fn with_tap(mut self, tap: ReplyTap) -> Self {
+        self.tap = Some(tap);
+        self
     }
 
     /// The same client reading `list` answers with `known` (usually
@@ -270,6 +283,26 @@ impl TringClient {
             Err(e) => Err(e),
         };
         self.finish("listqueues", result)
+    }
+
+    /// `reqtype=MANAGEDB&object=CUSTOM&action=list`: the numbers registered as custom
+    /// destinations (tring-api.md "Evidence from public client code"). Read only, and only by
+    /// `rooster doctor`, to tell whether each configured mobile can be added with `type=CU`.
+    #[instrument(name = "tring_custom_list", skip_all)]
+    pub async fn list_custom_destinations(&self) -> Result<Vec<String>, TringError> {
+        let mut url = self.base_url.clone();
+        url.query_pairs_mut()
+            .append_pair("key", self.key.expose())
+            .append_pair("reqtype", "MANAGEDB")
+            .append_pair("object", "CUSTOM")
+            .append_pair("action", "list")
+            .append_pair("tenant", &self.tenant)
+            .append_pair("format", "json");
+        let result = match self.send("custom_list", Kind::Read, url).await {
+            Ok(body) => parse_custom_list(&body).map_err(|e| e.scrubbed(self.key.expose())),
+            Err(e) => Err(e),
+        };
+        self.finish("custom_list", result)
     }
 
     /// `key, reqtype=queue, tenant, number, [extension], action, extra…` in the seed's order.
@@ -389,6 +422,7 @@ impl TringClient {
         let key = self.key.expose();
         // The semaphore is never closed; if it were, sending without a permit is harmless.
         let _permit = self.in_flight.acquire().await.ok();
+        let sent = chrono::Utc::now();
         let mut resp = self
             .http
             .get(url.clone())
@@ -412,6 +446,17 @@ impl TringClient {
             }
         }
         let body = scrub(&String::from_utf8_lossy(&bytes), key);
+        if let Some(tap) = &self.tap {
+            tap.record(Reply {
+                service: Service::Tring,
+                call: call_name(url),
+                sent,
+                received: chrono::Utc::now(),
+                status: status.as_u16(),
+                date: crate::replies::date_header(resp.headers()),
+                body: body.clone().into_bytes(),
+            });
+        }
         if !status.is_success() {
             return Err(TringError::HttpStatus {
                 status: status.as_u16(),
@@ -445,6 +490,47 @@ impl TringClient {
     }
 }
 
+/// `list-600`, `listqueues-201`, `custom-list`: the call a request URL makes, from its
+/// action and the queue or extension it names, never the key. Only digits are kept of those.
+fn call_name(url: &Url) -> String {
+    let (mut action, mut object, mut target) = (String::new(), String::new(), String::new());
+    for (k, v) in url.query_pairs() {
+        let digits = || v.chars().filter(char::is_ascii_digit).take(20).collect();
+        match k.as_ref() {
+            "action" => {
+                action = v
+                    .chars()
+                    .filter(char::is_ascii_alphabetic)
+                    .take(20)
+                    .collect()
+            }
+            "object" => {
+                object = v
+                    .chars()
+                    .filter(char::is_ascii_alphabetic)
+                    .take(20)
+                    .collect()
+            }
+            "number" | "extension" if target.is_empty() => target = digits(),
+            _ => {}
+        }
+    }
+    let mut name = if object.is_empty() {
+        action.to_ascii_lowercase()
+    } else {
+        format!(
+            "{}-{}",
+            object.to_ascii_lowercase(),
+            action.to_ascii_lowercase()
+        )
+    };
+    if !target.is_empty() {
+        name.push('-');
+        name.push_str(&target);
+    }
+    name
+}
+
 /// Lets [`TringClient::finish`] tell an idempotent write from an applied one.
 trait AlreadyAware {
     fn already(&self) -> bool {
@@ -459,6 +545,7 @@ impl AlreadyAware for WriteOutcome {
 impl AlreadyAware for Vec<Member> {}
 impl AlreadyAware for Vec<QueueNo> {}
 impl AlreadyAware for String {}
+impl AlreadyAware for Vec<String> {}
 
 fn failure_outcome(e: &TringError) -> &'static str {
     match e {

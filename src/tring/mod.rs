@@ -13,7 +13,9 @@ mod port;
 
 pub use cli::{CleanOutcome, agent_queues, queue_add, queue_clean, queue_del, queue_list};
 pub use client::{RetryPolicy, TringClient, TringClientOptions, TringStats};
-pub use parse::{KnownMembers, parse_clean, parse_list, parse_listqueues, parse_write};
+pub use parse::{
+    KnownMembers, parse_clean, parse_custom_list, parse_list, parse_listqueues, parse_write,
+};
 
 /// What a successful `add`/`del` did. tring-api.md: "already a member" answering an add and
 /// "not a member" answering a del are success for reconciliation (the queue is in the wanted

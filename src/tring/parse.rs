@@ -474,6 +474,41 @@ pub fn parse_listqueues(body: &str) -> Result<Vec<QueueNo>, TringError> {
     }
 }
 
+/// `MANAGEDB&object=CUSTOM&action=list` (**[assumed]** shape, tring-api.md "Evidence from
+/// public client code": the records carry the number in `cu_param1`): `Error|…|` (rejected);
+/// JSON `null` / `[]` (none); a JSON array of records, or an object of records keyed by id,
+/// each with `cu_param1` (string or number). Returns each number's digits (a leading `+`
+/// kept). Anything else is `Unparseable`, so `rooster doctor` says it cannot check.
+pub fn parse_custom_list(body: &str) -> Result<Vec<String>, TringError> {
+    let trimmed = body.trim();
+    if let Some(err) = rejection(trimmed) {
+        return Err(err);
+    }
+    let value: Value = serde_json::from_str(trimmed).map_err(|_| unparseable(body))?;
+    let number = |record: &Value| -> Option<String> {
+        let raw = match record.get("cu_param1")? {
+            Value::String(s) => s.trim().to_owned(),
+            Value::Number(n) => n.to_string(),
+            _ => return None,
+        };
+        let plus = raw.starts_with('+');
+        let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+        (!digits.is_empty() && digits.len() <= 20)
+            .then(|| if plus { format!("+{digits}") } else { digits })
+    };
+    let records: Vec<&Value> = match &value {
+        Value::Null => Vec::new(),
+        Value::Array(items) => items.iter().collect(),
+        Value::Object(o) => o.values().collect(),
+        _ => return Err(unparseable(body)),
+    };
+    records
+        .into_iter()
+        .map(number)
+        .collect::<Option<Vec<String>>>()
+        .ok_or_else(|| unparseable(body))
+}
+
 fn queues_from_json(value: &Value) -> Option<Vec<QueueNo>> {
     let number = |v: &Value| match v {
         Value::String(s) => QueueNo::parse(s.trim()).ok(),
