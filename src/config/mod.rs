@@ -1006,7 +1006,7 @@ fn world_readable_warning(_: &Path) -> Option<String> {
 mod tests {
     use super::*;
 
-    const EXAMPLE: &str = include_str!("../config/rooster.example.toml");
+    const EXAMPLE: &str = include_str!("../../config/rooster.example.toml");
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("rooster.toml"))
