@@ -192,6 +192,7 @@ queues = ["610"]
                 retry: TringRetry {
                     max_tries: 2,
                     base_delay: Duration::from_millis(10),
+                    ..TringRetry::default()
                 },
                 request_timeout: Duration::from_secs(2),
                 ..TringClientOptions::default()
