@@ -741,7 +741,7 @@ impl Pbx for ListsSeeReads {
 
 #[tokio::test]
 async fn queues_are_listed_while_the_calendars_are_read() {
-    // Issue 8: a cycle takes the longer of reading and listing, not their sum. Three
+    // SPEC §5: a cycle takes the longer of reading and listing, not their sum. Three
     // calendars take one round trip at Graph concurrency 8, three lists one at TRiNG's 4, so
     // the lists are due at once; every calendar answers after 300 ms.
     let h = Harness::start().await;

@@ -1,4 +1,4 @@
-//! The fault matrix (issue 7 part 1): every Graph, TRiNG and state-database fault we know of,
+//! The fault matrix: every Graph, TRiNG and state-database fault we know of,
 //! injected into the simulators one case at a time, each asserting SPEC §3's outcome and that
 //! a later fault-free cycle converges to the right membership. Also crash (kill -9) at every
 //! step of a write, and SIGTERM mid-cycle. Summarised in docs/RELIABILITY.md.

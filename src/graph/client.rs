@@ -381,8 +381,8 @@ impl GraphClient {
 
     /// Reads several calendars, `[graph] concurrency` at a time, and yields each result as
     /// soon as it is complete (in completion order), so a caller can use and drop one
-    /// calendar's events before the next arrive: a large tenant never holds them all
-    /// (issue 8). Reads not started when the stream is dropped are never sent.
+    /// calendar's events before the next arrive: a large tenant never holds them all in
+    /// memory. Reads not started when the stream is dropped are never sent.
     pub fn read_stream<'a>(
         &'a self,
         cals: &'a [CalendarRef],
