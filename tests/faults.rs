@@ -578,8 +578,13 @@ async fn run_case(c: &Case) -> Row {
     // Fault cleared: the next cycle settles and converges, the one after writes nothing.
     if let Some(d) = e.held {
         // The simulator still holds the faulty request; let it finish either way so the
-        // clean cycle sees a settled queue (not a sleep to make an assertion pass).
-        tokio::time::sleep(d + Duration::from_millis(200)).await;
+        // clean cycle sees a settled queue.
+        within(
+            "the simulator finishing the held request",
+            d.as_secs() + 10,
+            h.tring.idle(),
+        )
+        .await;
     }
     h.clear_faults();
     h.tring.clear_requests();
