@@ -1,4 +1,4 @@
-//! Criterion benchmark of the pure core (issue 2): one "full evaluation" — the desired
+//! Criterion benchmark of the pure core: one "full evaluation" — the desired
 //! membership of every queue at an instant (`Schedule::desired_at`) plus the plan of all 200
 //! queues (`plan::plan_queue`) — on 2,000 persons × 50 events, 200 queues and 400 rules.
 //! Target: ≤ 20 ms per evaluation on the 2-core machine; figures go to docs/BENCHMARKS.md.

@@ -1,4 +1,4 @@
-//! Cycle benchmark (issue 8): rooster's reconcile cycle against the Graph and TRiNG
+//! Cycle benchmark: rooster's reconcile cycle against the Graph and TRiNG
 //! simulators with injected latency, next to a naive admin script on the same simulators.
 //!
 //! Two processes, so the figures are rooster's own: this (parent) process runs the

@@ -738,6 +738,7 @@ fn clients(cfg: &Config, graph: &GraphSim) -> Result<(GraphClient, TringClient),
             retry: crate::tring::RetryPolicy {
                 max_tries: 3,
                 base_delay: Duration::from_millis(50),
+                ..crate::tring::RetryPolicy::default()
             },
         },
     )?

@@ -8,6 +8,7 @@
 //! - [`tring`]: the TRiNG proxy API client and response parsing.
 //! - [`graph`]: the Microsoft Graph calendar reader.
 //! - [`store`]: SQLite state.
+//! - [`retry`]: the retry policy both HTTP clients share (backoff, jitter, `Retry-After`).
 //! - [`cycle`], [`daemon`]: one reconcile pass; the long-running loop.
 //! - [`replies`]: the answers the clients received, for `rooster doctor`.
 //! - [`sim`]: simulated Graph and TRiNG servers for the demo and tests.
@@ -24,6 +25,7 @@ pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod replies;
+pub mod retry;
 pub mod roster;
 pub mod schedule;
 pub mod sim;

@@ -321,8 +321,8 @@ pub fn next_boundary(
 /// folded once and only the rules that read its calendar and name one of its categories (or
 /// name none) are tried. What is kept per activation is small and fixed (instants and
 /// indices, about 50 bytes): persons are indices, members are made from the config when
-/// asked, and subjects are kept once however many events share them (issue 8: 100,000 events
-/// at 2,000 calendars). `Schedule::default()` is the empty one: no events, nothing desired
+/// asked, and subjects are kept once however many events share them, so memory grows with
+/// the number of activations and little else. `Schedule::default()` is the empty one: no events, nothing desired
 /// but static and fallback members.
 #[derive(Debug, Clone, Default)]
 pub struct Schedule {
@@ -2009,8 +2009,8 @@ mod tests {
 
     #[test]
     fn an_activation_stays_small() {
-        // 100,000 of them at 2,000 calendars (issue 8, peak RSS ≤ 40 MB): instants and indices
-        // only, no strings, no vectors.
+        // A large tenant has one per event occurrence (docs/BENCHMARKS.md has the sizes):
+        // instants and indices only, no strings, no vectors.
         assert!(
             std::mem::size_of::<Activation>() <= 52,
             "{} bytes",

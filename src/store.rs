@@ -25,8 +25,10 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use serde::Serialize;
 use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::{AssertSqlSafe, SqlSafeStr};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+};
+use sqlx::{AssertSqlSafe, FromRow, Row, SqlSafeStr};
 
 use crate::model::{CalendarRef, Event, Mailbox, Member, QueueNo};
 
@@ -36,7 +38,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The migrations, embedded at build time. `sqlx::migrate!` needs sqlx's `macros` feature,
 /// which the crate does not enable, so the list is spelled out: add each new file here.
-/// Every file in `migrations/`, in order. A test checks that none is left out.
+/// Every file in `migrations/`, in order; `every_migration_file_is_applied` in tests/store.rs
+/// fails when one is left out.
 const MIGRATIONS: [(i64, &str, &str); 2] = [
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (
@@ -589,15 +592,17 @@ impl Store {
 
     /// The members rooster owns, per queue; queues without owned members are absent.
     pub async fn owned_all(&self) -> Result<BTreeMap<QueueNo, BTreeSet<Member>>, StoreError> {
-        let rows: Vec<(String, String)> = sqlx::query_as("SELECT queue, member FROM owned")
+        let rows: Vec<OwnedRecord> = sqlx::query_as("SELECT queue, member FROM owned")
             .fetch_all(&self.pool)
             .await
             .map_err(self.query_failed("reading owned members"))?;
         let mut out: BTreeMap<QueueNo, BTreeSet<Member>> = BTreeMap::new();
-        for (q, m) in &rows {
-            let row = || format!("owned {q}/{m}");
-            let member = self.member(row, m)?;
-            out.entry(self.queue(row, q)?).or_default().insert(member);
+        for OwnedRecord { queue, member } in &rows {
+            let row = || format!("owned {queue}/{member}");
+            let member = self.member(row, member)?;
+            out.entry(self.queue(row, queue)?)
+                .or_default()
+                .insert(member);
         }
         Ok(out)
     }
@@ -655,7 +660,7 @@ impl Store {
         };
         let step = "recording an outcome";
         let mut tx = self.pool.begin().await.map_err(self.query_failed(step))?;
-        let target: Option<(String, String, String)> = sqlx::query_as(
+        let target: Option<WriteTarget> = sqlx::query_as(
             "UPDATE journal SET outcome = ?, outcome_detail = ?, outcome_at_ms = ? \
              WHERE id = ? AND outcome IS NULL AND settled IS NULL \
              RETURNING queue, member, action",
@@ -667,7 +672,12 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await
         .map_err(self.query_failed(step))?;
-        let Some((queue, member, action)) = target else {
+        let Some(WriteTarget {
+            queue,
+            member,
+            action,
+        }) = target
+        else {
             return Err(StoreError::IntentNotOpen {
                 path: self.path.clone(),
                 id,
@@ -694,7 +704,7 @@ impl Store {
     /// Intents without a decided outcome, oldest first: those the process died during,
     /// and those whose outcome was [`Outcome::Uncertain`]. Settle each at start-up.
     pub async fn open_intents(&self) -> Result<Vec<(IntentId, Intent)>, StoreError> {
-        let rows: Vec<IntentRow> = sqlx::query_as(
+        let rows: Vec<IntentRecord> = sqlx::query_as(
             "SELECT id, at_ms, queue, member, action, person, reason FROM journal \
              WHERE settled IS NULL AND (outcome IS NULL OR outcome = 'uncertain') \
              ORDER BY id",
@@ -703,7 +713,7 @@ impl Store {
         .await
         .map_err(self.query_failed("reading open intents"))?;
         rows.into_iter()
-            .map(|r| Ok((IntentId(r.0), self.intent(r)?)))
+            .map(|r| Ok((IntentId(r.id), self.intent(r)?)))
             .collect()
     }
 
@@ -721,7 +731,7 @@ impl Store {
         self.writable()?;
         let step = "settling an intent";
         let mut tx = self.pool.begin().await.map_err(self.query_failed(step))?;
-        let target: Option<(String, String, String)> = sqlx::query_as(
+        let target: Option<WriteTarget> = sqlx::query_as(
             "UPDATE journal SET settled = ?, settled_note = ?, settled_at_ms = ? \
              WHERE id = ? AND settled IS NULL AND (outcome IS NULL OR outcome = 'uncertain') \
              RETURNING queue, member, action",
@@ -733,7 +743,12 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await
         .map_err(self.query_failed(step))?;
-        let Some((queue, member, action)) = target else {
+        let Some(WriteTarget {
+            queue,
+            member,
+            action,
+        }) = target
+        else {
             return Err(StoreError::IntentNotOpen {
                 path: self.path.clone(),
                 id,
@@ -754,22 +769,7 @@ impl Store {
         since: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<JournalRow>, StoreError> {
-        type Row = (
-            i64,
-            i64,
-            String,
-            String,
-            String,
-            Option<String>,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<i64>,
-            Option<String>,
-            Option<String>,
-            Option<i64>,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<JournalRecord> = sqlx::query_as(
             "SELECT id, at_ms, queue, member, action, person, reason, \
                     outcome, outcome_detail, outcome_at_ms, settled, settled_note, settled_at_ms \
              FROM journal WHERE at_ms >= ? ORDER BY id DESC LIMIT ?",
@@ -781,14 +781,13 @@ impl Store {
         .map_err(self.query_failed("reading the journal"))?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let (id, o_kind, o_detail, o_at, s_kind, s_note, s_at) =
-                (r.0, r.7, r.8, r.9, r.10, r.11, r.12);
+            let id = r.intent.id;
             let row = || format!("journal row {id}");
-            let intent = self.intent((r.0, r.1, r.2, r.3, r.4, r.5, r.6))?;
-            let outcome = match (o_kind.as_deref(), o_at) {
+            let intent = self.intent(r.intent)?;
+            let outcome = match (r.outcome.as_deref(), r.outcome_at_ms) {
                 (None, _) => None,
                 (Some(kind), Some(at)) => {
-                    let detail = o_detail.unwrap_or_default();
+                    let detail = r.outcome_detail.unwrap_or_default();
                     let outcome = match kind {
                         "applied" => Outcome::Applied,
                         "already_in_state" => Outcome::AlreadyInState,
@@ -800,11 +799,11 @@ impl Store {
                 }
                 (Some(_), None) => return Err(self.corrupt(row(), "outcome without time")),
             };
-            let settlement = match (s_kind.as_deref(), s_at) {
+            let settlement = match (r.settled.as_deref(), r.settled_at_ms) {
                 (None, _) => None,
                 (Some(kind @ ("applied" | "not_applied")), Some(at)) => Some(Settlement {
                     applied: kind == "applied",
-                    note: s_note.unwrap_or_default(),
+                    note: r.settled_note.unwrap_or_default(),
                     at: self.time(row, at)?,
                 }),
                 (Some(kind), _) => {
@@ -848,8 +847,16 @@ impl Store {
         })
     }
 
-    fn intent(&self, r: IntentRow) -> Result<Intent, StoreError> {
-        let (id, at_ms, queue, member, action, person, reason) = r;
+    fn intent(&self, r: IntentRecord) -> Result<Intent, StoreError> {
+        let IntentRecord {
+            id,
+            at_ms,
+            queue,
+            member,
+            action,
+            person,
+            reason,
+        } = r;
         let row = || format!("journal row {id}");
         let action = match action.as_str() {
             "add" => WriteAction::Add,
@@ -941,9 +948,7 @@ impl Store {
 
     /// Sync state of every calendar ever read, in calendar order.
     pub async fn calendar_states(&self) -> Result<Vec<CalendarState>, StoreError> {
-        // (mailbox, calendar_name, last_good_read_ms, last_error, last_error_at_ms)
-        type Row = (String, String, Option<i64>, Option<String>, Option<i64>);
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<CalendarStateRecord> = sqlx::query_as(
             "SELECT mailbox, calendar_name, last_good_read_ms, last_error, last_error_at_ms \
                  FROM calendar_state",
         )
@@ -952,13 +957,13 @@ impl Store {
         .map_err(self.query_failed("reading calendar states"))?;
         let mut out = rows
             .into_iter()
-            .map(|(mailbox, name, good, error, error_at)| {
-                let calendar = self.calendar(&mailbox, name)?;
+            .map(|r| {
+                let calendar = self.calendar(&r.mailbox, r.calendar_name)?;
                 let row = || format!("calendar {calendar}");
                 Ok(CalendarState {
-                    last_good_read: self.opt_time(row, good)?,
-                    last_error: error,
-                    last_error_at: self.opt_time(row, error_at)?,
+                    last_good_read: self.opt_time(row, r.last_good_read_ms)?,
+                    last_error: r.last_error,
+                    last_error_at: self.opt_time(row, r.last_error_at_ms)?,
                     calendar,
                 })
             })
@@ -985,16 +990,14 @@ impl Store {
         mut each: impl FnMut(CalendarRef, Vec<Event>),
     ) -> Result<(), StoreError> {
         let step = "reading the last events";
-        let mut rows = sqlx::query_as::<_, (String, String, String)>(
+        let mut rows = sqlx::query_as::<_, LastEventsRecord>(
             "SELECT mailbox, calendar_name, last_events FROM calendar_state \
              WHERE last_events IS NOT NULL",
         )
         .fetch(&self.pool);
-        while let Some((mailbox, name, json)) =
-            rows.try_next().await.map_err(self.query_failed(step))?
-        {
-            let calendar = self.calendar(&mailbox, name)?;
-            let events = self.decode_events(&calendar, &json)?;
+        while let Some(r) = rows.try_next().await.map_err(self.query_failed(step))? {
+            let calendar = self.calendar(&r.mailbox, r.calendar_name)?;
+            let events = self.decode_events(&calendar, &r.last_events)?;
             each(calendar, events);
         }
         Ok(())
@@ -1007,7 +1010,7 @@ impl Store {
         &self,
         calendar: &CalendarRef,
     ) -> Result<Option<Vec<Event>>, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as(
+        let json: Option<String> = sqlx::query_scalar(
             "SELECT last_events FROM calendar_state \
              WHERE mailbox = ? AND calendar_name = ? AND last_events IS NOT NULL",
         )
@@ -1016,7 +1019,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .map_err(self.query_failed("reading the last events"))?;
-        row.map(|(json,)| self.decode_events(calendar, &json))
+        json.map(|json| self.decode_events(calendar, &json))
             .transpose()
     }
 
@@ -1076,28 +1079,26 @@ impl Store {
 
     /// The latest finished cycle (one still running, or cut short by a crash, is skipped).
     pub async fn last_cycle(&self) -> Result<Option<CycleSummary>, StoreError> {
-        // (id, started_ms, ended_ms, adds, dels, refused, errors, dry_run)
-        type Row = (i64, i64, i64, i64, i64, i64, String, bool);
-        let row: Option<Row> = sqlx::query_as(
+        let record: Option<CycleRecordRow> = sqlx::query_as(
             "SELECT id, started_ms, ended_ms, adds, dels, refused, errors, dry_run FROM cycles \
              WHERE ended_ms IS NOT NULL ORDER BY id DESC LIMIT 1",
         )
         .fetch_optional(&self.pool)
         .await
         .map_err(self.query_failed("reading the last cycle"))?;
-        let Some((id, started, ended, adds, dels, refused, errors, dry_run)) = row else {
+        let Some(r) = record else {
             return Ok(None);
         };
-        let row = || format!("cycle {id}");
+        let row = || format!("cycle {}", r.id);
         Ok(Some(CycleSummary {
-            id: CycleId(id),
-            started: self.time(row, started)?,
-            ended: self.time(row, ended)?,
-            adds: self.count(row, adds)?,
-            dels: self.count(row, dels)?,
-            refused: self.count(row, refused)?,
-            errors: serde_json::from_str(&errors).map_err(|e| self.corrupt(row(), e))?,
-            dry_run,
+            id: CycleId(r.id),
+            started: self.time(row, r.started_ms)?,
+            ended: self.time(row, r.ended_ms)?,
+            adds: self.count(row, r.adds)?,
+            dels: self.count(row, r.dels)?,
+            refused: self.count(row, r.refused)?,
+            errors: serde_json::from_str(&r.errors).map_err(|e| self.corrupt(row(), e))?,
+            dry_run: r.dry_run,
         }))
     }
 
@@ -1188,35 +1189,28 @@ impl Store {
 
     /// Every write held back by SPEC §3 rule 9, by queue, member and action.
     pub async fn held_writes(&self) -> Result<Vec<HeldWrite>, StoreError> {
-        use sqlx::Row;
-        let rows = sqlx::query(
+        let rows: Vec<HeldWriteRecord> = sqlx::query_as(
             "SELECT queue, member, action, person, answer, basis, since_ms FROM held_writes \
              ORDER BY queue, member, action",
         )
         .fetch_all(&self.pool)
         .await
         .map_err(self.query_failed("reading held writes"))?;
-        let step = "reading held writes";
-        rows.iter()
+        rows.into_iter()
             .map(|r| {
-                let queue: String = r.try_get("queue").map_err(self.query_failed(step))?;
-                let member: String = r.try_get("member").map_err(self.query_failed(step))?;
-                let action: String = r.try_get("action").map_err(self.query_failed(step))?;
-                let basis: i64 = r.try_get("basis").map_err(self.query_failed(step))?;
-                let since: i64 = r.try_get("since_ms").map_err(self.query_failed(step))?;
-                let row = || format!("held_writes {queue} {member} {action}");
+                let row = || format!("held_writes {} {} {}", r.queue, r.member, r.action);
                 Ok(HeldWrite {
-                    queue: self.queue(row, &queue)?,
-                    member: self.member(row, &member)?,
-                    action: match action.as_str() {
+                    queue: self.queue(row, &r.queue)?,
+                    member: self.member(row, &r.member)?,
+                    action: match r.action.as_str() {
                         "add" => WriteAction::Add,
                         "del" => WriteAction::Del,
                         other => return Err(self.corrupt(row(), format!("action {other:?}"))),
                     },
-                    person: r.try_get("person").map_err(self.query_failed(step))?,
-                    answer: r.try_get("answer").map_err(self.query_failed(step))?,
-                    basis: u64::from_ne_bytes(basis.to_ne_bytes()),
-                    since: self.time(row, since)?,
+                    person: r.person,
+                    answer: r.answer,
+                    basis: u64::from_ne_bytes(r.basis.to_ne_bytes()),
+                    since: self.time(row, r.since_ms)?,
                 })
             })
             .collect()
@@ -1224,22 +1218,141 @@ impl Store {
 
     /// The refusals of the last cycle, per queue; queues without refusals are absent.
     pub async fn refusals(&self) -> Result<BTreeMap<QueueNo, Vec<String>>, StoreError> {
-        let rows: Vec<(String, String)> = sqlx::query_as("SELECT queue, refusals FROM refusals")
+        let rows: Vec<RefusalsRecord> = sqlx::query_as("SELECT queue, refusals FROM refusals")
             .fetch_all(&self.pool)
             .await
             .map_err(self.query_failed("reading refusals"))?;
         rows.into_iter()
-            .map(|(q, json)| {
-                let row = || format!("refusals of queue {q}");
-                let list = serde_json::from_str(&json).map_err(|e| self.corrupt(row(), e))?;
-                Ok((self.queue(row, &q)?, list))
+            .map(|r| {
+                let row = || format!("refusals of queue {}", r.queue);
+                let list = serde_json::from_str(&r.refusals).map_err(|e| self.corrupt(row(), e))?;
+                Ok((self.queue(row, &r.queue)?, list))
             })
             .collect()
     }
 }
 
-/// (id, at_ms, queue, member, action, person, reason) of a journal row.
-type IntentRow = (i64, i64, String, String, String, Option<String>, String);
+// ---- rows as stored, read by column name ----
+//
+// Each record is one query's columns, read with `Row::try_get("column")` so a reordered
+// SELECT or a new column cannot shift a value into the wrong field. Parsing into model types
+// (and reporting a row that fails to parse as corrupt) stays in the `Store` methods.
+// `FromRow` is implemented by hand: the derive needs sqlx's `derive` feature, which would
+// add sqlx's proc-macro crates to every build for eight small impls.
+
+/// Implements `FromRow` for a record whose fields are named after its columns.
+macro_rules! record {
+    ($(#[$doc:meta])* struct $name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        struct $name {
+            $($field: $ty),*
+        }
+
+        impl FromRow<'_, SqliteRow> for $name {
+            fn from_row(r: &SqliteRow) -> Result<Self, sqlx::Error> {
+                Ok($name {
+                    $($field: r.try_get(stringify!($field))?),*
+                })
+            }
+        }
+    };
+}
+
+record! {
+    /// A row of `owned`.
+    struct OwnedRecord { queue: String, member: String }
+}
+
+record! {
+    /// The write a journal `UPDATE … RETURNING` touched.
+    struct WriteTarget { queue: String, member: String, action: String }
+}
+
+record! {
+    /// The intent columns of a `journal` row.
+    struct IntentRecord {
+        id: i64,
+        at_ms: i64,
+        queue: String,
+        member: String,
+        action: String,
+        person: Option<String>,
+        reason: String,
+    }
+}
+
+/// A whole `journal` row: its intent, outcome and settlement.
+struct JournalRecord {
+    intent: IntentRecord,
+    outcome: Option<String>,
+    outcome_detail: Option<String>,
+    outcome_at_ms: Option<i64>,
+    settled: Option<String>,
+    settled_note: Option<String>,
+    settled_at_ms: Option<i64>,
+}
+
+impl FromRow<'_, SqliteRow> for JournalRecord {
+    fn from_row(r: &SqliteRow) -> Result<Self, sqlx::Error> {
+        Ok(JournalRecord {
+            intent: IntentRecord::from_row(r)?,
+            outcome: r.try_get("outcome")?,
+            outcome_detail: r.try_get("outcome_detail")?,
+            outcome_at_ms: r.try_get("outcome_at_ms")?,
+            settled: r.try_get("settled")?,
+            settled_note: r.try_get("settled_note")?,
+            settled_at_ms: r.try_get("settled_at_ms")?,
+        })
+    }
+}
+
+record! {
+    /// A row of `calendar_state`, without its events.
+    struct CalendarStateRecord {
+        mailbox: String,
+        calendar_name: String,
+        last_good_read_ms: Option<i64>,
+        last_error: Option<String>,
+        last_error_at_ms: Option<i64>,
+    }
+}
+
+record! {
+    /// A calendar's last good events (`calendar_state` rows that have them).
+    struct LastEventsRecord { mailbox: String, calendar_name: String, last_events: String }
+}
+
+record! {
+    /// A finished row of `cycles`.
+    struct CycleRecordRow {
+        id: i64,
+        started_ms: i64,
+        ended_ms: i64,
+        adds: i64,
+        dels: i64,
+        refused: i64,
+        errors: String,
+        dry_run: bool,
+    }
+}
+
+record! {
+    /// A row of `refusals`.
+    struct RefusalsRecord { queue: String, refusals: String }
+}
+
+record! {
+    /// A row of `held_writes`.
+    struct HeldWriteRecord {
+        queue: String,
+        member: String,
+        action: String,
+        person: Option<String>,
+        answer: String,
+        basis: i64,
+        since_ms: i64,
+    }
+}
 
 /// The ownership change a write that reached TRiNG implies: an add makes the member owned,
 /// a del un-owns it. Runs inside the caller's transaction.

@@ -1,4 +1,4 @@
-//! The fault matrix (issue 7 part 1): every Graph, TRiNG and state-database fault we know of,
+//! The fault matrix: every Graph, TRiNG and state-database fault we know of,
 //! injected into the simulators one case at a time, each asserting SPEC §3's outcome and that
 //! a later fault-free cycle converges to the right membership. Also crash (kill -9) at every
 //! step of a write, and SIGTERM mid-cycle. Summarised in docs/RELIABILITY.md.
@@ -578,8 +578,13 @@ async fn run_case(c: &Case) -> Row {
     // Fault cleared: the next cycle settles and converges, the one after writes nothing.
     if let Some(d) = e.held {
         // The simulator still holds the faulty request; let it finish either way so the
-        // clean cycle sees a settled queue (not a sleep to make an assertion pass).
-        tokio::time::sleep(d + Duration::from_millis(200)).await;
+        // clean cycle sees a settled queue.
+        within(
+            "the simulator finishing the held request",
+            d.as_secs() + 10,
+            h.tring.idle(),
+        )
+        .await;
     }
     h.clear_faults();
     h.tring.clear_requests();

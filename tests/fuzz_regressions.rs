@@ -1,4 +1,4 @@
-//! Regression tests from fuzzing (issue 7, docs/RELIABILITY.md "Fuzzing"): every input a
+//! Regression tests from fuzzing (docs/RELIABILITY.md "Fuzzing"): every input a
 //! cargo-fuzz target in `fuzz/` crashed on is kept here, minimised and inline, with the
 //! property it broke, so the bug cannot come back without the normal suite noticing. Next to
 //! them are the inputs at the edges the fuzzers are built to reach (cut UTF-8 boundaries,

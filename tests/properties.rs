@@ -1,5 +1,5 @@
 //! Property tests for rooster's parsers of untrusted input, the proptest twins of the cargo-fuzz
-//! targets in `fuzz/` (issue 7, docs/RELIABILITY.md "Fuzzing"), so the same properties run in
+//! targets in `fuzz/` (docs/RELIABILITY.md "Fuzzing"), so the same properties run in
 //! the normal test suite on stable: the TRiNG answer parsers, Graph page normalisation and the
 //! config parser never panic on any text, what they accept is valid, and what they reject is
 //! reported in one loggable line (SPEC §3 rule 2, §4 Config and Logs). Structured generators add

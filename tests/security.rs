@@ -1,4 +1,4 @@
-//! Security tests (issue 7 part 2): calendar text crafted to inject changes nothing outside
+//! Security tests: calendar text crafted to inject changes nothing outside
 //! the rules and is logged escaped and truncated (SPEC §2 "calendar text only chooses among
 //! persons and queues that the config names", §4 "Logs"); only configured mobiles are ever
 //! added as CU; secrets travel only over https except to loopback; a secret file others can

@@ -1,4 +1,4 @@
-//! The soak (issue 7 part 4): the reconciler cycles against the Graph and TRiNG simulators for
+//! The soak: the reconciler cycles against the Graph and TRiNG simulators for
 //! a configurable time while the test edits calendars at random (shifts added, moved, cancelled
 //! and deleted; absences; the shared on-call rota), adds members to queues by hand, and injects
 //! one random fault from the matrix into some cycles. After every cycle it checks membership

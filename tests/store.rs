@@ -1235,3 +1235,48 @@ async fn batched_calendar_reads_rewrite_events_only_when_changed() {
     let states = within("states", store.calendar_states()).await.unwrap();
     assert!(states.iter().all(|s| s.last_error.is_none()));
 }
+
+/// Every file in `migrations/` is applied to a new database: a file left out of the list the
+/// store embeds would otherwise never run. The expected versions come from the directory
+/// listing, read at test time.
+#[tokio::test]
+async fn every_migration_file_is_applied() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<i64> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".sql"))
+        .map(|name| {
+            let digits: String = name.chars().take_while(char::is_ascii_digit).collect();
+            digits
+                .parse()
+                .unwrap_or_else(|_| panic!("migration {name:?} does not start with a version"))
+        })
+        .collect();
+    files.sort_unstable();
+    assert!(
+        !files.is_empty(),
+        "no migrations found in {}",
+        dir.display()
+    );
+
+    let f = fixture();
+    within("close", writer(&f.db).await.close()).await;
+    let mut conn = raw(&f.db).await;
+    let applied: Vec<i64> = within(
+        "read applied migrations",
+        sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations WHERE success = 1 ORDER BY version",
+        )
+        .fetch_all(&mut conn),
+    )
+    .await
+    .unwrap();
+    within("close raw", conn.close()).await.unwrap();
+    assert_eq!(
+        applied,
+        files,
+        "applied migrations vs files in {}",
+        dir.display()
+    );
+}

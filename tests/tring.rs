@@ -112,6 +112,7 @@ fn fast_options() -> TringClientOptions {
         retry: RetryPolicy {
             max_tries: 4,
             base_delay: Duration::from_millis(5),
+            ..RetryPolicy::default()
         },
     }
 }

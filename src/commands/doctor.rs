@@ -289,9 +289,10 @@ async fn services(cfg: &Config, secrets: &Secrets, opts: &DoctorOptions, r: &mut
         &cfg.tring,
         secrets.tring_key.clone(),
         TringClientOptions {
-            retry: crate::tring::RetryPolicy {
+            retry: RetryPolicy {
                 max_tries: 2,
                 base_delay: Duration::from_secs(1),
+                max_retry_after: Duration::from_secs(10),
             },
             ..TringClientOptions::default()
         },

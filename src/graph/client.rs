@@ -43,51 +43,13 @@ pub struct CalendarRead {
     pub pages: u32,
 }
 
-/// How requests are retried (SPEC §5: at most 4 tries; `Retry-After` honoured up to 120 s;
-/// otherwise 1 s, 2 s, 4 s with jitter). Tests shrink `base_delay`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub max_tries: u32,
-    pub base_delay: Duration,
-    pub max_retry_after: Duration,
-}
+/// How requests are retried: the policy both clients share (SPEC §5).
+pub use crate::retry::RetryPolicy;
 
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_tries: 4,
-            base_delay: Duration::from_secs(1),
-            max_retry_after: Duration::from_secs(120),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before retry `n` (1-based): `base · 2^(n-1)` plus up to half of that again
-    /// as jitter, so the first retry is never sooner than `base`.
-    pub fn backoff(&self, n: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << n.saturating_sub(1).min(16));
-        exp + exp.mul_f64(rand::random_range(0.0..0.5))
-    }
-
-    /// The waits between the tries of one request, in order.
-    pub fn delays(&self) -> impl Iterator<Item = Duration> + '_ {
-        (1..self.max_tries).map(|n| self.backoff(n))
-    }
-
-    /// The wait a `Retry-After` asks for, capped; `None` when absent or not in seconds.
-    fn retry_after(&self, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-        let secs: u64 = headers
-            .get(reqwest::header::RETRY_AFTER)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
-        Some(Duration::from_secs(secs).min(self.max_retry_after))
-    }
+/// The wait a `Retry-After` header asks for, capped by `policy`; `None` when absent or not
+/// in seconds.
+fn retry_after(policy: &RetryPolicy, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    policy.retry_after(headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?)
 }
 
 /// Client knobs beyond the config; the defaults are SPEC §5's.
@@ -436,8 +398,8 @@ impl GraphClient {
 
     /// Reads several calendars, `[graph] concurrency` at a time, and yields each result as
     /// soon as it is complete (in completion order), so a caller can use and drop one
-    /// calendar's events before the next arrive: a large tenant never holds them all
-    /// (issue 8). Reads not started when the stream is dropped are never sent.
+    /// calendar's events before the next arrive: a large tenant never holds them all in
+    /// memory. Reads not started when the stream is dropped are never sent.
     pub fn read_stream<'a>(
         &'a self,
         cals: &'a [CalendarRef],
@@ -562,7 +524,7 @@ impl GraphClient {
 
     /// One GET with retries (SPEC §5). Returns the 200 body.
     async fn get(&self, mailbox: &Mailbox, url: &Url) -> Result<Vec<u8>, RequestError> {
-        let retry = self.inner.retry;
+        let mut delays = self.inner.retry.delays();
         let mut tries = 0;
         let mut refreshed = false;
         loop {
@@ -582,10 +544,10 @@ impl GraphClient {
                     tries -= 1;
                 }
                 Attempt::Retry { wait, error } => {
-                    if tries >= retry.max_tries {
+                    let Some(backoff) = delays.next() else {
                         return Err(error);
-                    }
-                    let wait = wait.unwrap_or_else(|| retry.backoff(tries));
+                    };
+                    let wait = self.inner.retry.wait(backoff, wait);
                     tracing::warn!(%mailbox, try_no = tries, wait_ms = wait.as_millis() as u64,
                         error = %error, "graph request failed; retrying");
                     tokio::time::sleep(wait).await;
@@ -633,7 +595,7 @@ impl GraphClient {
             }
         };
         let status = resp.status();
-        let retry_after = self.inner.retry.retry_after(resp.headers());
+        let retry_after = retry_after(&self.inner.retry, resp.headers());
         let date = crate::replies::date_header(resp.headers());
         let body = match resp.bytes().await {
             Ok(b) => b.to_vec(),
@@ -766,32 +728,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_with_jitter_and_first_retry_is_at_least_the_base() {
-        let p = RetryPolicy::default();
-        for _ in 0..50 {
-            let d: Vec<Duration> = p.delays().collect();
-            assert_eq!(d.len(), 3);
-            assert!(d[0] >= Duration::from_secs(1) && d[0] < Duration::from_millis(1500));
-            assert!(d[1] >= Duration::from_secs(2) && d[1] < Duration::from_secs(3));
-            assert!(d[2] >= Duration::from_secs(4) && d[2] < Duration::from_secs(6));
-        }
-    }
-
-    #[test]
     fn retry_after_is_capped_and_http_dates_are_ignored() {
         let p = RetryPolicy::default();
         let mut h = reqwest::header::HeaderMap::new();
         h.insert(reqwest::header::RETRY_AFTER, "7".parse().expect("header"));
-        assert_eq!(p.retry_after(&h), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(&p, &h), Some(Duration::from_secs(7)));
         h.insert(
             reqwest::header::RETRY_AFTER,
             "9999".parse().expect("header"),
         );
-        assert_eq!(p.retry_after(&h), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after(&p, &h), Some(Duration::from_secs(120)));
         h.insert(
             reqwest::header::RETRY_AFTER,
             "Wed, 21 Oct 2026 07:28:00 GMT".parse().expect("header"),
         );
-        assert_eq!(p.retry_after(&h), None);
+        assert_eq!(retry_after(&p, &h), None);
     }
 }

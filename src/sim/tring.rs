@@ -206,6 +206,24 @@ struct Inner {
     tenant: String,
     custom_destinations: Vec<Mobile>,
     state: Mutex<SimState>,
+    /// Requests being answered now; [`TringSim::idle`] waits for zero.
+    in_flight: tokio::sync::watch::Sender<usize>,
+}
+
+/// Counts one request as in flight for as long as its handler runs (or until it is dropped).
+struct InFlight<'a>(&'a tokio::sync::watch::Sender<usize>);
+
+impl<'a> InFlight<'a> {
+    fn new(counter: &'a tokio::sync::watch::Sender<usize>) -> Self {
+        counter.send_modify(|n| *n += 1);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 #[derive(Default)]
@@ -263,6 +281,7 @@ impl TringSim {
             read_only_key: opts.read_only_key,
             tenant: opts.tenant,
             custom_destinations: opts.custom_destinations,
+            in_flight: tokio::sync::watch::Sender::new(0),
             state: Mutex::new(SimState {
                 shape: opts.shape,
                 queues: opts.queues.into_iter().collect(),
@@ -303,6 +322,14 @@ impl TringSim {
         // Not input: a bound socket address always formats into a valid URL.
         Url::parse(&format!("http://{}{API_PATH}", self.addr))
             .expect("a socket address makes a valid url")
+    }
+
+    /// Waits until no request is being answered, so a request held by a `Delay` or
+    /// `ApplyThenTimeout` fault has had its effect (or was dropped) before a test goes on.
+    pub async fn idle(&self) {
+        let mut count = self.inner.in_flight.subscribe();
+        // The sender lives in `inner`, which `self` keeps alive: this cannot fail.
+        let _ = count.wait_for(|n| *n == 0).await;
     }
 
     /// The members of a queue now (empty for an unknown queue).
@@ -419,6 +446,7 @@ async fn handle(
     ConnectInfo(kill): ConnectInfo<ConnKill>,
     RawQuery(query): RawQuery,
 ) -> Response {
+    let _in_flight = InFlight::new(&sim.in_flight);
     let raw = query.unwrap_or_default();
     let params = Params {
         pairs: url::form_urlencoded::parse(raw.as_bytes())

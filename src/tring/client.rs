@@ -30,37 +30,8 @@ const MAX_IN_FLIGHT: usize = 4;
 /// Bodies larger than this are not TRiNG answers (a queue list is a few hundred bytes).
 const MAX_BODY_BYTES: usize = 1 << 20;
 
-/// How often and how patiently a request is tried (SPEC §5 defaults: 4 tries, backoff
-/// 1 s, 2 s, 4 s with jitter).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub max_tries: u32,
-    /// The first backoff; each next one doubles. Tests set it to a few milliseconds.
-    pub base_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_tries: 4,
-            base_delay: Duration::from_secs(1),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The pauses between tries, without jitter: `base, 2·base, 4·base, …`
-    /// (`max_tries − 1` of them).
-    pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
-        let base = self.base_delay;
-        (0..self.max_tries.saturating_sub(1)).map(move |i| base.saturating_mul(1 << i.min(16)))
-    }
-}
-
-/// Adds up to ±25 % so many clients do not retry in lockstep.
-fn jittered(d: Duration) -> Duration {
-    d.mul_f64(rand::random_range(0.75..1.25))
-}
+/// How often and how patiently a request is tried: the policy both clients share (SPEC §5).
+pub use crate::retry::RetryPolicy;
 
 /// Timeouts and retries. Defaults are SPEC §5's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -404,7 +375,6 @@ impl TringClient {
             };
             match delays.next() {
                 Some(delay) if again => {
-                    let delay = jittered(delay);
                     debug!(action, attempt, error = %err, ?delay, "tring call failed, retrying");
                     self.count(action, "retried");
                     tokio::time::sleep(delay).await;

@@ -440,6 +440,7 @@ pub fn tring_options() -> TringClientOptions {
         retry: rooster::tring::RetryPolicy {
             max_tries: 4,
             base_delay: Duration::from_millis(20),
+            ..rooster::tring::RetryPolicy::default()
         },
     }
 }
