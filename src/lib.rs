@@ -10,7 +10,9 @@
 //! - [`store`]: SQLite state.
 //! - [`cycle`], [`daemon`]: one reconcile pass; the long-running loop.
 //! - [`sim`]: simulated Graph and TRiNG servers for the demo and tests.
+//! - [`cli`]: the command line, and the completions and man page generated from it.
 
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod cycle;
