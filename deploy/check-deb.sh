@@ -69,6 +69,20 @@ else
     echo "MISSING a runnable usr/bin/rooster"
     missing=1
 fi
+# What the postinst does on the real system, done here into the extracted tree (its own
+# DPKG_ROOT form): the user must come out of it.
+if command -v systemd-sysusers >/dev/null 2>&1; then
+    mkdir -p "$work/root/etc"   # a real root has one; the package ships nothing there
+    if systemd-sysusers --root="$work/root" rooster.conf \
+        && grep -q '^rooster:x:[0-9]*:[0-9]*:rooster - TRiNG queues from Outlook calendars:/var/lib/rooster:/usr/sbin/nologin$' "$work/root/etc/passwd"; then
+        echo "ok      systemd-sysusers creates the rooster user from the packaged rooster.conf"
+    else
+        echo "MISSING the rooster user after systemd-sysusers --root (see above)"
+        missing=1
+    fi
+else
+    echo "skipped systemd-sysusers not installed: the user creation was not tried"
+fi
 if zcat "$work/root/usr/share/man/man1/rooster.1.gz" | grep -q '^\.SH COMMANDS'; then
     echo "ok      man page has its COMMANDS section"
 else
