@@ -68,7 +68,8 @@ fn every_command_and_argument_has_help() {
         "without help text:\n{}",
         missing.join("\n")
     );
-    // The ones issue reports named, so a rename cannot make this test vacuous.
+    // The arguments an admin found without help, named here so that a rename cannot make
+    // this test pass by looking at nothing.
     for (path, arg) in [
         ("once", "dry_run"),
         ("plan", "json"),
