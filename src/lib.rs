@@ -12,7 +12,9 @@
 //! - [`cycle`], [`daemon`]: one reconcile pass; the long-running loop.
 //! - [`replies`]: the answers the clients received, for `rooster doctor`.
 //! - [`sim`]: simulated Graph and TRiNG servers for the demo and tests.
+//! - [`cli`]: the command line, and the completions and man page generated from it.
 
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod cycle;
