@@ -9,6 +9,7 @@
 //! - [`graph`]: the Microsoft Graph calendar reader.
 //! - [`store`]: SQLite state.
 //! - [`cycle`], [`daemon`]: one reconcile pass; the long-running loop.
+//! - [`metrics`], [`health`]: `/metrics`, and the verdict `/healthz` and `status` share.
 //! - [`sim`]: simulated Graph and TRiNG servers for the demo and tests.
 
 pub mod commands;
@@ -17,6 +18,7 @@ pub mod cycle;
 pub mod daemon;
 pub mod demo;
 pub mod graph;
+pub mod health;
 pub mod logging;
 pub mod metrics;
 pub mod model;

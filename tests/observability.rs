@@ -17,7 +17,7 @@ use rooster::graph::GraphClient;
 use rooster::graph::client::{GraphOptions, RetryPolicy};
 use rooster::model::{Mailbox, Member, QueueNo, Secret};
 use rooster::sim::graph::{GraphFault, GraphFaultKind, GraphSim, GraphSimOptions};
-use rooster::sim::tring::{SimTringOptions, TringSim};
+use rooster::sim::tring::{Fault, FaultKind, SimTringOptions, TringSim};
 use rooster::store::{OpenMode, Store};
 use rooster::tring::{KnownMembers, TringClient, TringClientOptions};
 use tokio_util::sync::CancellationToken;
@@ -421,5 +421,188 @@ async fn graph_unreachable_is_one_line_for_every_calendar() {
         about[0]
     );
     assert!(log_lines(domain).is_empty(), "no calendar named one by one");
+    f.shutdown().await;
+}
+
+// ------------------------------------------------------------- /healthz, /metrics, status
+
+/// The samples of a Prometheus text exposition: series (name and labels) → value.
+fn samples(body: &str) -> BTreeMap<String, f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn sample(s: &BTreeMap<String, f64>, series: &str) -> f64 {
+    *s.get(series)
+        .unwrap_or_else(|| panic!("series {series} missing from {s:#?}"))
+}
+
+#[tokio::test]
+async fn an_expired_secret_turns_healthz_503_and_the_alerts_fire_then_all_clears() {
+    use rooster::metrics::{self, Metrics};
+    let _serial = SERIAL.lock().await;
+    let f = Fixture::start("health.example", None).await;
+    let rec = f.reconciler(Duration::ZERO).await;
+    let graph = rec.calendars().clone();
+    let poll = f.cfg.poll_interval;
+    // Watching began 7 minutes ago: 3 poll intervals (6 minutes) have passed.
+    let m = Arc::new(
+        Metrics::starting_at(poll, chrono::Utc::now() - chrono::Duration::minutes(7))
+            .with_queues(f.cfg.queues.iter().map(|q| &q.number))
+            .with_graph_counters(move || graph.stats()),
+    );
+    let cancel = CancellationToken::new();
+    let addr = metrics::serve(
+        "127.0.0.1:0".parse().expect("addr"),
+        m.clone(),
+        cancel.clone(),
+    )
+    .await
+    .expect("metrics listen");
+    let http = reqwest::Client::new();
+    let get = |path: &'static str| {
+        let http = http.clone();
+        async move {
+            let r = within(
+                "the metrics endpoint",
+                10,
+                http.get(format!("http://{addr}{path}")).send(),
+            )
+            .await
+            .expect("answer");
+            (r.status().as_u16(), r.text().await.expect("body"))
+        }
+    };
+    let (code, body) = get("/healthz").await;
+    assert_eq!(code, 503, "no cycle in 3 intervals: {body}");
+    assert_eq!(
+        body,
+        "no cycle completed in the 6m (3 poll intervals) since start\n"
+    );
+    // Before any failure every series an alert needs exists, at 0.
+    let before = samples(&get("/metrics").await.1);
+    let token = "rooster_graph_token_failures_total{code=\"7000222\"}";
+    let failing = "rooster_calendars_failing";
+    let complete = "rooster_last_complete_read_timestamp_seconds";
+    let last_cycle = "rooster_last_cycle_timestamp_seconds";
+    let list_failed = "rooster_tring_requests_total{action=\"list\",outcome=\"failed\"}";
+    for series in [token, failing, complete, last_cycle, list_failed] {
+        assert_eq!(sample(&before, series), 0.0, "{series}");
+    }
+
+    f.graph.inject(GraphFault {
+        mailbox: None,
+        kind: GraphFaultKind::ExpiredSecret,
+        times: None,
+    });
+    let mut rec = rec.with_metrics(m.clone());
+    cycle(&mut rec).await;
+    let (code, body) = get("/healthz").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.starts_with("expired secret: every calendar read failed in the last 6m (3 poll intervals): 12 of 12 calendars not read: graph token refused: the client secret expired (AADSTS7000222)"),
+        "{body}"
+    );
+    // `status` says the same, from the state.
+    let mut out = Vec::new();
+    let secrets = rooster::config::Secrets {
+        tring_key: Secret::new(KEY),
+        graph_client_secret: Secret::new(SECRET),
+    };
+    within(
+        "status",
+        20,
+        rooster::commands::status((*f.cfg).clone(), &secrets, false, &mut out),
+    )
+    .await
+    .expect("status runs");
+    let text = String::from_utf8_lossy(&out);
+    let first = body.lines().next().expect("a sentence");
+    assert!(
+        text.contains(&format!("health: FAILING: {first}")),
+        "status must say what /healthz says:\n{text}\n/healthz: {body}"
+    );
+
+    // The alerts of INSTALL.md §10, evaluated by hand on the two scrapes.
+    let after = samples(&get("/metrics").await.1);
+    let now = chrono::Utc::now().timestamp() as f64;
+    let increase = |series: &str| sample(&after, series) - sample(&before, series);
+    assert!(increase(token) > 0.0, "RoosterGraphSecretRefused fires");
+    assert_eq!(
+        sample(&after, failing),
+        12.0,
+        "RoosterCalendarsFailing fires"
+    );
+    assert!(
+        now - sample(&after, complete) > 3.0 * 120.0,
+        "RoosterCalendarsUnread fires"
+    );
+    assert!(
+        now - sample(&after, last_cycle) < 3.0 * 120.0,
+        "RoosterStalled stays quiet: cycles complete"
+    );
+    assert_eq!(
+        increase(list_failed),
+        0.0,
+        "RoosterTringUnreachable stays quiet"
+    );
+
+    // The secret fixed: the next cycle reads every calendar and all clears.
+    f.graph.clear_faults();
+    cycle(&mut rec).await;
+    let (code, body) = get("/healthz").await;
+    assert_eq!((code, body.as_str()), (200, "ok\n"));
+    let fixed = samples(&get("/metrics").await.1);
+    let now = chrono::Utc::now().timestamp() as f64;
+    assert_eq!(sample(&fixed, failing), 0.0);
+    assert!(
+        now - sample(&fixed, complete) < 3.0 * 120.0,
+        "RoosterCalendarsUnread clears"
+    );
+    assert_eq!(
+        sample(&fixed, token),
+        1.0,
+        "a counter: the one failure stays counted"
+    );
+    assert!(sample(&fixed, "process_resident_memory_bytes") > 0.0);
+    assert!(sample(&fixed, "process_open_fds") > 0.0);
+    cancel.cancel();
+    f.shutdown().await;
+}
+
+#[tokio::test]
+async fn tring_unreachable_fires_its_alert_and_turns_healthz_503() {
+    use rooster::metrics::Metrics;
+    let _serial = SERIAL.lock().await;
+    let f = Fixture::start("tringdown.example", None).await;
+    let m = Arc::new(
+        Metrics::starting_at(
+            f.cfg.poll_interval,
+            chrono::Utc::now() - chrono::Duration::minutes(7),
+        )
+        .with_queues(f.cfg.queues.iter().map(|q| &q.number)),
+    );
+    let before = samples(&m.render());
+    let mut rec = f.reconciler(Duration::ZERO).await.with_metrics(m.clone());
+    f.tring.inject(Fault::always(FaultKind::Status(500)));
+    cycle(&mut rec).await;
+    let after = samples(&m.render());
+    let series =
+        |o: &str| format!("rooster_tring_requests_total{{action=\"list\",outcome=\"{o}\"}}");
+    let increase = |s: &str| sample(&after, s) - sample(&before, s);
+    // RoosterTringUnreachable: lists failed and none succeeded.
+    assert!(increase(&series("failed")) > 0.0 && increase(&series("ok")) == 0.0);
+    let h = m.health(chrono::Utc::now());
+    assert!(!h.healthy);
+    assert!(
+        h.sentence.starts_with("no managed queue could be listed in TRiNG in the last 6m (3 poll intervals): queue 600: list failed"),
+        "{}",
+        h.sentence
+    );
     f.shutdown().await;
 }

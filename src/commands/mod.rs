@@ -198,15 +198,17 @@ pub async fn run(cfg: Config, secrets: &Secrets, dry_run: bool) -> Result<u8, Co
     let cancel = shutdown_token();
     if let Some(addr) = metrics_addr {
         let graph = rec.calendars().clone();
-        let m = Arc::new(Metrics::new(poll).with_graph_counters(move || {
-            let s = graph.stats();
-            let by_outcome = s
-                .requests_by_outcome
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect();
-            (by_outcome, s.throttled)
-        }));
+        let queues: Vec<_> = rec
+            .config()
+            .queues
+            .iter()
+            .map(|q| q.number.clone())
+            .collect();
+        let m = Arc::new(
+            Metrics::new(poll)
+                .with_queues(&queues)
+                .with_graph_counters(move || graph.stats()),
+        );
         let bound = metrics::serve(addr, m.clone(), cancel.clone())
             .await
             .map_err(|e| CommandError::Usage(format!("metrics: cannot listen on {addr}: {e}")))?;
@@ -572,13 +574,20 @@ pub async fn status(
             "adds": c.adds, "dels": c.dels, "refused": c.refused, "errors": c.errors,
         })
     });
-    let doc = json!({"at": now.to_rfc3339(), "queues": queues, "calendars": calendars, "last_cycle": cycle});
+    let health = status_health(&cfg, &cal_states, last_cycle.as_ref(), &queues, now);
+    let doc = json!({"at": now.to_rfc3339(), "health": health, "queues": queues, "calendars": calendars, "last_cycle": cycle});
     if json_out {
         writeln!(out, "{doc}").map_err(out_err)?;
         return Ok(EXIT_OK);
     }
     (|| -> std::io::Result<()> {
         writeln!(out, "status at {}", local(now, tz))?;
+        // The verdict /healthz gives, from the state (SPEC §4 "Metrics").
+        if health.healthy {
+            writeln!(out, "health: ok")?;
+        } else {
+            writeln!(out, "health: FAILING: {}", health.sentence)?;
+        }
         match &last_cycle {
             Some(c) => writeln!(
                 out,
@@ -665,6 +674,56 @@ pub async fn status(
     })()
     .map_err(out_err)?;
     Ok(EXIT_OK)
+}
+
+/// `/healthz`'s verdict drawn from the state and this command's own `list`s: the daemon's
+/// facts as its records keep them (the last cycle, each calendar's last good read) and the
+/// queues as TRiNG answers now.
+fn status_health(
+    cfg: &Config,
+    cal_states: &[crate::store::CalendarState],
+    last_cycle: Option<&crate::store::CycleSummary>,
+    queues: &[Value],
+    now: DateTime<Utc>,
+) -> crate::health::Health {
+    let errors = last_cycle.map(|c| c.errors.clone()).unwrap_or_default();
+    let all_failing = !cal_states.is_empty()
+        && cal_states.iter().all(|c| {
+            c.last_error_at
+                .is_some_and(|e| c.last_good_read.is_none_or(|g| e > g))
+        });
+    let listed = queues.iter().any(|q| q["live_error"].is_null());
+    let facts = crate::health::HealthFacts {
+        poll_interval: cfg.poll_interval,
+        since: None,
+        last_cycle: last_cycle.map(|c| c.ended),
+        last_calendar_read: cal_states.iter().filter_map(|c| c.last_good_read).max(),
+        last_queue_listed: listed.then_some(now),
+        calendars_total: cal_states.len(),
+        queues_total: queues.len(),
+        calendar_cause: all_failing
+            .then(|| {
+                errors
+                    .iter()
+                    .find(|e| e.contains("calendars not read"))
+                    .cloned()
+                    .or_else(|| cal_states.iter().find_map(|c| c.last_error.clone()))
+            })
+            .flatten(),
+        queue_cause: (!listed)
+            .then(|| {
+                queues.iter().find_map(|q| {
+                    Some(format!(
+                        "queue {}: list failed: {}",
+                        q["queue"].as_str()?,
+                        q["live_error"].as_str()?
+                    ))
+                })
+            })
+            .flatten(),
+        partial: errors,
+    };
+    crate::health::judge(&facts, now)
 }
 
 // ---- calendar -----------------------------------------------------------------------------

@@ -455,9 +455,6 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                     None => break,
                 },
             };
-            if let Some(m) = &self.metrics {
-                m.calendar_read(&cal.to_string(), result.is_ok());
-            }
             progress.send_replace(status.len() + 1);
             status.insert(
                 cal.clone(),
@@ -879,7 +876,14 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             "cycle finished"
         );
         if let Some(m) = &self.metrics {
-            m.cycle_finished(&report, elapsed, self.clock.now(), &decision, &obs);
+            m.cycle_finished(
+                &report,
+                elapsed,
+                self.clock.now(),
+                &decision,
+                &obs,
+                mode == Mode::Full,
+            );
         }
         if let (Some(store), Some(id)) = (self.writer(), cycle_id) {
             store
