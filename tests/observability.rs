@@ -285,6 +285,7 @@ async fn an_expired_secret_is_one_token_request_and_one_line_per_cycle() {
     });
     // No backoff across cycles: every cycle tries the token once again.
     let mut rec = f.reconciler(Duration::ZERO).await;
+    let mut last_line = String::new();
     for n in 1..=3u64 {
         let from = log_len();
         let report = cycle(&mut rec).await;
@@ -323,6 +324,7 @@ async fn an_expired_secret_is_one_token_request_and_one_line_per_cycle() {
             "{}",
             about_calendars[0]
         );
+        last_line = about_calendars[0].clone();
     }
     assert!(log_lines(domain).is_empty(), "no calendar named one by one");
     // The cycle record keeps the one sentence too.
@@ -332,6 +334,11 @@ async fn an_expired_secret_is_one_token_request_and_one_line_per_cycle() {
         .expect("reads")
         .expect("a cycle was recorded");
     assert_eq!(last.errors.len(), 1, "{:?}", last.errors);
+    // The line carries the id of the cycle record it belongs to (SPEC §4 "Logs").
+    assert!(
+        last_line.contains("cycle{") && last_line.contains(&format!(" id={}}}:", last.id.0)),
+        "{last_line}"
+    );
     f.shutdown().await;
 }
 

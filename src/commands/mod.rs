@@ -570,7 +570,7 @@ pub async fn status(
         .collect();
     let cycle = last_cycle.as_ref().map(|c| {
         json!({
-            "started": c.started.to_rfc3339(), "ended": c.ended.to_rfc3339(),
+            "id": c.id.0, "started": c.started.to_rfc3339(), "ended": c.ended.to_rfc3339(),
             "adds": c.adds, "dels": c.dels, "refused": c.refused, "errors": c.errors,
         })
     });
@@ -591,7 +591,8 @@ pub async fn status(
         match &last_cycle {
             Some(c) => writeln!(
                 out,
-                "last cycle {}: +{} -{} refused {}{}",
+                "last cycle {} at {}: +{} -{} refused {}{}",
+                c.id.0,
                 local(c.ended, tz),
                 c.adds,
                 c.dels,

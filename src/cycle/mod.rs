@@ -710,7 +710,10 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         mode: Mode,
         cancel: &CancellationToken,
     ) -> Result<CycleReport, StoreError> {
-        let span = info_span!("cycle", mode = ?mode, dry_run = self.dry_run);
+        // `id` is the cycle record's (SPEC §4 "Logs": every line of a cycle carries it), filled
+        // in once the store gave it; dry runs record no cycle and have none.
+        let span =
+            info_span!("cycle", id = tracing::field::Empty, mode = ?mode, dry_run = self.dry_run);
         self.cycle_inner(mode, cancel).instrument(span).await
     }
 
@@ -742,6 +745,9 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             Some(s) => Some(s.start_cycle(start_at).await?),
             None => None,
         };
+        if let Some(id) = cycle_id {
+            tracing::Span::current().record("id", id.0);
+        }
         // Reads may be dropped at shutdown (nothing is written yet); writes may not (`act`).
         let obs = tokio::select! {
             o = self.observe_queues(mode == Mode::Full, only.as_ref(), deadlines) => o?,
