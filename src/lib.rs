@@ -8,7 +8,8 @@
 //! - [`tring`]: the TRiNG proxy API client and response parsing.
 //! - [`graph`]: the Microsoft Graph calendar reader.
 //! - [`store`]: SQLite state.
-//! - [`cycle`], [`daemon`]: one reconcile pass; the long-running loop.
+//! - [`cycle`], [`daemon`], [`watchdog`]: one reconcile pass; the long-running loop; its
+//!   systemd watchdog.
 //! - [`metrics`], [`health`]: `/metrics`, and the verdict `/healthz` and `status` share.
 //! - [`sim`]: simulated Graph and TRiNG servers for the demo and tests.
 
@@ -27,3 +28,4 @@ pub mod schedule;
 pub mod sim;
 pub mod store;
 pub mod tring;
+pub mod watchdog;

@@ -336,9 +336,23 @@ pub struct Reconciler<C, P, K> {
     /// SPEC §3 rule 9 depends on.
     config_print: u64,
     metrics: Option<Arc<Metrics>>,
+    /// Beaten as the cycle makes progress, for the watchdog (SPEC §5).
+    heartbeat: Option<Arc<crate::watchdog::Heartbeat>>,
 }
 
 impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
+    /// The daemon's heartbeat: beaten at each calendar read and before each write, so the
+    /// watchdog tells a long cycle from a stuck one.
+    pub fn set_heartbeat(&mut self, heartbeat: Arc<crate::watchdog::Heartbeat>) {
+        self.heartbeat = Some(heartbeat);
+    }
+
+    fn beat(&self) {
+        if let Some(h) = &self.heartbeat {
+            h.beat();
+        }
+    }
+
     /// `dry_run` (SPEC §3 rule 5): no TRiNG writes and no state changes at all.
     pub async fn new(
         cfg: Arc<Config>,
@@ -373,6 +387,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             list_round: None,
             warned: HashSet::new(),
             metrics: None,
+            heartbeat: None,
         })
     }
 
@@ -456,6 +471,9 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                 },
             };
             progress.send_replace(status.len() + 1);
+            if let Some(h) = &self.heartbeat {
+                h.beat();
+            }
             status.insert(
                 cal.clone(),
                 CalendarStatus {
@@ -1001,6 +1019,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         let mut gate = plan.gate.clone();
         let mut in_full = true;
         for (n, a) in plan.actions.iter().enumerate() {
+            self.beat();
             // SPEC §5 / STYLE 11: shutdown is checked between writes, never inside one.
             if cancel.is_cancelled() {
                 report.interrupted = true;
