@@ -613,3 +613,39 @@ async fn tring_unreachable_fires_its_alert_and_turns_healthz_503() {
     );
     f.shutdown().await;
 }
+
+#[tokio::test]
+async fn status_with_tring_unreachable_answers_within_seconds_naming_the_queues() {
+    let _serial = SERIAL.lock().await;
+    let f = Fixture::start("status.example", None).await;
+    let mut rec = f.reconciler(Duration::ZERO).await;
+    cycle(&mut rec).await;
+    // Every TRiNG call hangs for a minute (each list would take its timeouts and retries).
+    f.tring
+        .inject(Fault::always(FaultKind::Delay(Duration::from_secs(60))));
+    let secrets = rooster::config::Secrets {
+        tring_key: Secret::new(KEY),
+        graph_client_secret: Secret::new(SECRET),
+    };
+    let mut out = Vec::new();
+    let started = std::time::Instant::now();
+    within(
+        "status with TRiNG unreachable",
+        10,
+        rooster::commands::status((*f.cfg).clone(), &secrets, false, &mut out),
+    )
+    .await
+    .expect("status runs");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains("(queue 600: no answer from TRiNG within 5s)"),
+        "{text}"
+    );
+    f.tring.clear_faults();
+    f.shutdown().await;
+}

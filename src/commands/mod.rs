@@ -511,9 +511,13 @@ pub async fn status(
     let boundary = sched.next_boundary(&cfg, now);
     let after = boundary.map(|b| sched.desired_at(&cfg, b));
 
+    let numbers: Vec<QueueNo> = cfg.queues.iter().map(|q| q.number.clone()).collect();
+    let mut lists = list_within(&tring, &numbers, STATUS_LIST_DEADLINE).await;
     let mut queues = Vec::new();
     for q in &cfg.queues {
-        let live = tring.list(&q.number).await;
+        let live = lists
+            .remove(&q.number)
+            .unwrap_or_else(|| Err("not listed".into()));
         let d: BTreeSet<Member> = desired
             .queues
             .get(&q.number)
@@ -675,6 +679,35 @@ pub async fn status(
     })()
     .map_err(out_err)?;
     Ok(EXIT_OK)
+}
+
+/// How long `status` waits for TRiNG's lists: it answers a person at a terminal, so an
+/// unreachable TRiNG must not hold it for each queue's timeouts and retries in turn.
+const STATUS_LIST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Lists `queues`, four at a time (tring-api.md "Limits") and all within `deadline`; a queue
+/// without an answer by then says so.
+async fn list_within(
+    tring: &TringClient,
+    queues: &[QueueNo],
+    deadline: std::time::Duration,
+) -> BTreeMap<QueueNo, Result<Vec<Member>, String>> {
+    use futures::StreamExt;
+    let mut lists: BTreeMap<QueueNo, Result<Vec<Member>, String>> = futures::stream::iter(queues)
+        .map(|q| async move { (q.clone(), tring.list(q).await.map_err(|e| e.to_string())) })
+        .buffer_unordered(4)
+        .take_until(tokio::time::sleep(deadline))
+        .collect()
+        .await;
+    for q in queues {
+        lists.entry(q.clone()).or_insert_with(|| {
+            Err(format!(
+                "queue {q}: no answer from TRiNG within {}",
+                humantime::format_duration(deadline)
+            ))
+        });
+    }
+    lists
 }
 
 /// `/healthz`'s verdict drawn from the state and this command's own `list`s: the daemon's
