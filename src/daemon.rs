@@ -5,6 +5,7 @@
 //!
 //! The loop only decides *when*; what a cycle does is [`crate::cycle`]'s business.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -13,6 +14,7 @@ use tracing::{debug, info, warn};
 
 use crate::cycle::{Calendars, Clock, Mode, Pbx, Reconciler};
 use crate::store::StoreError;
+use crate::watchdog::{Heartbeat, keep_alive, stall_limit, watchdog_too_short};
 
 /// SPEC §4 "State": the journal is kept 90 days.
 const JOURNAL_DAYS: i64 = 90;
@@ -95,6 +97,38 @@ pub async fn run<C: Calendars, P: Pbx, K: Clock>(
     cancel: CancellationToken,
 ) -> Result<(), StoreError> {
     let poll = rec.config().poll_interval;
+    let heartbeat = Arc::new(Heartbeat::default());
+    heartbeat.beat();
+    rec.set_heartbeat(heartbeat.clone());
+    let Some(every) = notifier.watchdog_interval() else {
+        return run_loop(rec, notifier, cancel, &heartbeat).await;
+    };
+    // sd_watchdog_enabled(3): the interval asked for is half of WatchdogSec.
+    let watchdog_sec = every * 2;
+    if watchdog_too_short(watchdog_sec, poll) {
+        warn!(watchdog_sec = %humantime::format_duration(watchdog_sec), poll_interval = %humantime::format_duration(poll),
+            "WatchdogSec is less than twice poll_interval; set WatchdogSec to at least twice poll_interval so a slow cycle is told from a stuck one");
+    }
+    // The pings come from a side task watching the loop's heartbeat (SPEC §5), so a long
+    // cycle is not mistaken for a hung one.
+    let stop = CancellationToken::new();
+    let watch = keep_alive(notifier, &heartbeat, every, stall_limit(poll), &stop);
+    let daemon = async {
+        let r = run_loop(rec, notifier, cancel, &heartbeat).await;
+        stop.cancel();
+        r
+    };
+    let (r, ()) = tokio::join!(daemon, watch);
+    r
+}
+
+async fn run_loop<C: Calendars, P: Pbx, K: Clock>(
+    rec: &mut Reconciler<C, P, K>,
+    notifier: &dyn Notifier,
+    cancel: CancellationToken,
+    heartbeat: &Heartbeat,
+) -> Result<(), StoreError> {
+    let poll = rec.config().poll_interval;
     let mut mode = Mode::Full;
     let mut failures: u32 = 0;
     let mut last_full = rec.clock().now();
@@ -106,12 +140,13 @@ pub async fn run<C: Calendars, P: Pbx, K: Clock>(
         if mode == Mode::Full {
             last_full = rec.clock().now();
         }
+        heartbeat.beat();
         let report = rec.cycle(mode, &cancel).await?;
+        heartbeat.beat();
         if !ready {
             notifier.ready();
             ready = true;
         }
-        notifier.watchdog();
         if cancel.is_cancelled() {
             break;
         }
@@ -147,7 +182,7 @@ pub async fn run<C: Calendars, P: Pbx, K: Clock>(
         let after = report.decided_at.unwrap_or(now).min(now);
         let (wake, next_mode) = next_wake(now, next_poll, rec.next_boundary(after));
         debug!(wake = %wake, mode = ?next_mode, "sleeping");
-        if !sleep_until(rec.clock(), wake, notifier, &cancel).await {
+        if !sleep_until(rec.clock(), wake, notifier, heartbeat, &cancel).await {
             break;
         }
         mode = next_mode;
@@ -157,11 +192,13 @@ pub async fn run<C: Calendars, P: Pbx, K: Clock>(
     Ok(())
 }
 
-/// Sleeps until `wake` (by `clock`), pinging the watchdog. Returns false when cancelled.
+/// Sleeps until `wake` (by `clock`), beating the heartbeat at the watchdog's pace. Returns
+/// false when cancelled.
 async fn sleep_until<K: Clock>(
     clock: &K,
     wake: DateTime<Utc>,
     notifier: &dyn Notifier,
+    heartbeat: &Heartbeat,
     cancel: &CancellationToken,
 ) -> bool {
     loop {
@@ -172,7 +209,7 @@ async fn sleep_until<K: Clock>(
         let step = notifier.watchdog_interval().map_or(left, |w| left.min(w));
         tokio::select! {
             _ = cancel.cancelled() => return false,
-            _ = tokio::time::sleep(step) => notifier.watchdog(),
+            _ = tokio::time::sleep(step) => heartbeat.beat(),
         }
     }
 }

@@ -11,6 +11,9 @@
 //! - [`retry`]: the retry policy both HTTP clients share (backoff, jitter, `Retry-After`).
 //! - [`cycle`], [`daemon`]: one reconcile pass; the long-running loop.
 //! - [`replies`]: the answers the clients received, for `rooster doctor`.
+//! - [`cycle`], [`daemon`], [`watchdog`]: one reconcile pass; the long-running loop; its
+//!   systemd watchdog.
+//! - [`metrics`], [`health`]: `/metrics`, and the verdict `/healthz` and `status` share.
 //! - [`sim`]: simulated Graph and TRiNG servers for the demo and tests.
 //! - [`cli`]: the command line, and the completions and man page generated from it.
 
@@ -21,6 +24,7 @@ pub mod cycle;
 pub mod daemon;
 pub mod demo;
 pub mod graph;
+pub mod health;
 pub mod journal;
 pub mod logging;
 pub mod metrics;
@@ -33,3 +37,4 @@ pub mod schedule;
 pub mod sim;
 pub mod store;
 pub mod tring;
+pub mod watchdog;

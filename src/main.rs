@@ -40,14 +40,14 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("rooster: cannot start the async runtime: {e}");
+            logging::fatal(&format!("cannot start the async runtime: {e}"));
             return ExitCode::from(EXIT_USAGE);
         }
     };
     let code = match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("rooster: {e}");
+            logging::fatal(&e.to_string());
             e.exit_code()
         }
     };

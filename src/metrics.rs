@@ -1,14 +1,14 @@
-//! Optional metrics (SPEC §4 "Metrics"): counters the cycle updates, rendered as Prometheus
-//! text on `GET /metrics`, and `GET /healthz` (200 while the last cycle completed within 3
-//! poll intervals, else 503). Names follow Prometheus conventions: `rooster_` prefix, base
-//! units, `_total` for counters.
+//! Optional metrics (SPEC §4 "Metrics"): the families the cycle updates, exposed in the
+//! Prometheus text format on `GET /metrics` through `prometheus-client`, and `GET /healthz`,
+//! whose verdict is [`crate::health::judge`]'s (the same sentence `status` prints).
 //!
-//! Holds no secrets and no calendar text: labels are queue numbers, calendar addresses from the
-//! config, and fixed words.
+//! Every series with a known label set is created at 0 when the metrics are (outcomes,
+//! actions, refusal kinds, AADSTS codes, each configured queue), so an `increase()` alert sees
+//! the first failure. Holds no secrets and no calendar text: labels are queue numbers and
+//! fixed words; no mailbox is a label (which calendars fail is `status`'s business).
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,70 +18,264 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
 use tokio_util::sync::CancellationToken;
 
-use crate::cycle::{CycleReport, Decision, Observation, WriteError};
+use crate::cycle::{CycleReport, Decision, Observation, WriteError, common_failures};
+use crate::graph::GraphStats;
+use crate::graph::token::TokenError;
+use crate::health::{Health, HealthFacts, judge};
+use crate::model::QueueNo;
 use crate::plan::RefusalKind;
 use crate::tring::WriteOutcome;
 
 /// Upper bounds of the cycle duration histogram, in seconds.
 const BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+/// Every outcome the Graph client counts a request under (`graph::client`).
+const GRAPH_OUTCOMES: [&str; 10] = [
+    "ok",
+    "timeout",
+    "transport_failed",
+    "throttled",
+    "server_error",
+    "unauthorized",
+    "access_denied",
+    "forbidden",
+    "not_found",
+    "refused",
+];
+const REFUSAL_KINDS: [&str; 4] = [
+    "incomplete_read",
+    "keep_last",
+    "removal_cap",
+    "unreadable_queue",
+];
+const SETS: [&str; 3] = ["live", "desired", "owned"];
+/// `/proc/<pid>/stat` counts CPU time in USER_HZ ticks, which Linux fixes at 100 for user
+/// space on every architecture (sysconf(_SC_CLK_TCK) would need unsafe code for the same).
+const USER_HZ: f64 = 100.0;
 
-type GraphCounters = Box<dyn Fn() -> (BTreeMap<String, u64>, u64) + Send + Sync>;
+type Labels = Vec<(&'static str, String)>;
+type GraphCounters = Box<dyn Fn() -> GraphStats + Send + Sync>;
 
-#[derive(Default)]
-struct Inner {
-    cycles: BTreeMap<&'static str, u64>,
-    duration_buckets: [u64; BUCKETS.len()],
-    duration_count: u64,
-    duration_sum: f64,
-    tring: BTreeMap<(&'static str, &'static str), u64>,
-    refusals: BTreeMap<&'static str, u64>,
-    members: BTreeMap<(String, &'static str), usize>,
-    calendar_failures: BTreeMap<String, u64>,
-    last_good_cycle: Option<DateTime<Utc>>,
-    last_cycle: Option<DateTime<Utc>>,
+fn labels<const N: usize>(pairs: [(&'static str, &str); N]) -> Labels {
+    pairs.into_iter().map(|(k, v)| (k, v.to_owned())).collect()
+}
+
+/// The families, registered once.
+struct Families {
+    cycles: Family<Labels, Counter>,
+    cycle_duration: Histogram,
+    tring: Family<Labels, Counter>,
+    graph: Family<Labels, Counter>,
+    graph_throttled: Counter,
+    token_failures: Family<Labels, Counter>,
+    refusals: Family<Labels, Counter>,
+    members: Family<Labels, Gauge>,
+    calendars: Gauge,
+    calendars_failing: Gauge,
+    last_cycle: Gauge,
+    last_complete_read: Gauge,
+    resident_memory: Gauge,
+    cpu_seconds: Counter<f64, AtomicU64>,
+    open_fds: Gauge,
 }
 
 /// Shared between the cycle (writer) and the HTTP endpoint (reader).
 pub struct Metrics {
-    inner: Mutex<Inner>,
-    poll_interval: Duration,
+    registry: Registry,
+    /// The process metrics, without the `rooster_` prefix.
+    process: Registry,
+    f: Families,
+    facts: Mutex<HealthFacts>,
     graph: Option<GraphCounters>,
+    /// Serialises scrapes: the pulled counters are brought up to date by their increase.
+    scrape: Mutex<()>,
 }
 
 impl Metrics {
+    /// Every family with its known series at 0; watching starts now (for `/healthz`).
     pub fn new(poll_interval: Duration) -> Self {
+        Self::starting_at(poll_interval, Utc::now())
+    }
+
+    /// As [`Metrics::new`], watching since `since` (tests with their own clock).
+    pub fn starting_at(poll_interval: Duration, since: DateTime<Utc>) -> Self {
+        let mut registry = Registry::with_prefix("rooster");
+        let f = Families {
+            cycles: Family::default(),
+            cycle_duration: Histogram::new(BUCKETS),
+            tring: Family::default(),
+            graph: Family::default(),
+            graph_throttled: Counter::default(),
+            token_failures: Family::default(),
+            refusals: Family::default(),
+            members: Family::default(),
+            calendars: Gauge::default(),
+            calendars_failing: Gauge::default(),
+            last_cycle: Gauge::default(),
+            last_complete_read: Gauge::default(),
+            resident_memory: Gauge::default(),
+            cpu_seconds: Counter::default(),
+            open_fds: Gauge::default(),
+        };
+        for outcome in ["ok", "failed"] {
+            let _ = f.cycles.get_or_create(&labels([("outcome", outcome)]));
+        }
+        for (action, outcomes) in [
+            ("list", &["ok", "failed"][..]),
+            (
+                "add",
+                &["applied", "already_in_state", "failed", "uncertain"],
+            ),
+            (
+                "del",
+                &["applied", "already_in_state", "failed", "uncertain"],
+            ),
+        ] {
+            for outcome in outcomes {
+                let _ = f
+                    .tring
+                    .get_or_create(&labels([("action", action), ("outcome", outcome)]));
+            }
+        }
+        for outcome in GRAPH_OUTCOMES {
+            let _ = f.graph.get_or_create(&labels([("outcome", outcome)]));
+        }
+        for code in TokenError::CODE_LABELS {
+            let _ = f.token_failures.get_or_create(&labels([("code", code)]));
+        }
+        for kind in REFUSAL_KINDS {
+            let _ = f.refusals.get_or_create(&labels([("kind", kind)]));
+        }
+        registry.register(
+            "cycles",
+            "Reconcile cycles run, by outcome (failed: something failed or was refused)",
+            f.cycles.clone(),
+        );
+        registry.register_with_unit(
+            "cycle_duration",
+            "Wall time of a reconcile cycle",
+            Unit::Seconds,
+            f.cycle_duration.clone(),
+        );
+        registry.register(
+            "tring_requests",
+            "TRiNG calls by action and outcome",
+            f.tring.clone(),
+        );
+        registry.register(
+            "graph_requests",
+            "Microsoft Graph requests by outcome",
+            f.graph.clone(),
+        );
+        registry.register(
+            "graph_throttled",
+            "Graph answers 429 or 503 (throttled)",
+            f.graph_throttled.clone(),
+        );
+        registry.register(
+            "graph_token_failures",
+            "Failed Graph token requests by AADSTS code (7000222: the client secret expired; unreachable: no answer from Entra)",
+            f.token_failures.clone(),
+        );
+        registry.register(
+            "refusals",
+            "Removals or queues held back by a safety rule, by kind",
+            f.refusals.clone(),
+        );
+        registry.register(
+            "queue_members",
+            "Members per queue: live (TRiNG list), desired (calendars), owned (added by rooster)",
+            f.members.clone(),
+        );
+        registry.register("calendars", "Calendars the rules read", f.calendars.clone());
+        registry.register(
+            "calendars_failing",
+            "Calendars whose last read failed (which ones: rooster status)",
+            f.calendars_failing.clone(),
+        );
+        registry.register_with_unit(
+            "last_cycle_timestamp",
+            "Unix time the last cycle completed (0: none yet)",
+            Unit::Seconds,
+            f.last_cycle.clone(),
+        );
+        registry.register_with_unit(
+            "last_complete_read_timestamp",
+            "Unix time of the last cycle in which every calendar was read (0: none yet)",
+            Unit::Seconds,
+            f.last_complete_read.clone(),
+        );
+        registry.register(
+            "build",
+            "rooster's version",
+            Info::new(labels([("version", env!("CARGO_PKG_VERSION"))])),
+        );
+        // The usual process metrics, under their usual unprefixed names.
+        let mut process = Registry::default();
+        process.register_with_unit(
+            "process_resident_memory",
+            "Resident memory size",
+            Unit::Bytes,
+            f.resident_memory.clone(),
+        );
+        process.register_with_unit(
+            "process_cpu",
+            "User and system CPU time spent",
+            Unit::Seconds,
+            f.cpu_seconds.clone(),
+        );
+        process.register(
+            "process_open_fds",
+            "Open file descriptors",
+            f.open_fds.clone(),
+        );
         Metrics {
-            inner: Mutex::new(Inner::default()),
-            poll_interval,
+            registry,
+            process,
+            f,
+            facts: Mutex::new(HealthFacts {
+                poll_interval,
+                since: Some(since),
+                ..HealthFacts::default()
+            }),
             graph: None,
+            scrape: Mutex::new(()),
         }
     }
 
-    /// Graph request counters by outcome and the throttled count, read at scrape time.
+    /// Graph's request counters, read at scrape time.
     pub fn with_graph_counters(
         mut self,
-        f: impl Fn() -> (BTreeMap<String, u64>, u64) + Send + Sync + 'static,
+        f: impl Fn() -> GraphStats + Send + Sync + 'static,
     ) -> Self {
         self.graph = Some(Box::new(f));
         self
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave counters inconsistent in a way that
-        // matters for monitoring; keep serving them.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    /// The managed queues: their member series exist at 0 from start.
+    pub fn with_queues<'a>(self, queues: impl IntoIterator<Item = &'a QueueNo>) -> Self {
+        for q in queues {
+            for set in SETS {
+                let _ = self
+                    .f
+                    .members
+                    .get_or_create(&labels([("queue", q.as_str()), ("set", set)]));
+            }
+        }
+        self
     }
 
-    pub fn calendar_read(&self, calendar: &str, ok: bool) {
-        if !ok {
-            *self
-                .lock()
-                .calendar_failures
-                .entry(calendar.to_owned())
-                .or_default() += 1;
-        }
+    fn facts(&self) -> std::sync::MutexGuard<'_, HealthFacts> {
+        // A panic while holding the lock cannot leave the facts inconsistent in a way that
+        // matters for monitoring; keep serving them.
+        self.facts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn refusal(&self, kind: RefusalKind) {
@@ -91,7 +285,10 @@ impl Metrics {
             RefusalKind::RemovalCap => "removal_cap",
             RefusalKind::UnreadableQueue => "unreadable_queue",
         };
-        *self.lock().refusals.entry(name).or_default() += 1;
+        self.f
+            .refusals
+            .get_or_create(&labels([("kind", name)]))
+            .inc();
     }
 
     pub fn tring_write(&self, action: &'static str, result: &Result<WriteOutcome, WriteError>) {
@@ -101,9 +298,14 @@ impl Metrics {
             Err(WriteError::Refused { .. }) => "failed",
             Err(WriteError::Uncertain(_)) => "uncertain",
         };
-        *self.lock().tring.entry((action, outcome)).or_default() += 1;
+        self.f
+            .tring
+            .get_or_create(&labels([("action", action), ("outcome", outcome)]))
+            .inc();
     }
 
+    /// Records a finished cycle; `read` says whether it read the calendars itself (a full
+    /// cycle) rather than reusing the last read (a boundary cycle).
     pub fn cycle_finished(
         &self,
         report: &CycleReport,
@@ -111,170 +313,180 @@ impl Metrics {
         now: DateTime<Utc>,
         decision: &Decision,
         obs: &Observation,
+        read: bool,
     ) {
-        let mut m = self.lock();
+        let f = &self.f;
         let outcome = if report.all_good() { "ok" } else { "failed" };
-        *m.cycles.entry(outcome).or_default() += 1;
-        let secs = elapsed.as_secs_f64();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                m.duration_buckets[i] += 1;
-            }
-        }
-        m.duration_count += 1;
-        m.duration_sum += secs;
+        f.cycles
+            .get_or_create(&labels([("outcome", outcome)]))
+            .inc();
+        f.cycle_duration.observe(elapsed.as_secs_f64());
         for r in obs.live.values() {
-            let list_outcome = if r.is_ok() { "ok" } else { "failed" };
-            *m.tring.entry(("list", list_outcome)).or_default() += 1;
+            let list = if r.is_ok() { "ok" } else { "failed" };
+            f.tring
+                .get_or_create(&labels([("action", "list"), ("outcome", list)]))
+                .inc();
         }
+        let set = |q: &QueueNo, set: &str, n: usize| {
+            f.members
+                .get_or_create(&labels([("queue", q.as_str()), ("set", set)]))
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        };
         for (q, live) in &report.live_after {
-            m.members.insert((q.to_string(), "live"), live.len());
+            set(q, "live", live.len());
         }
         for q in obs.live.keys() {
-            m.members.insert(
-                (q.to_string(), "owned"),
-                report.owned_after.get(q).map_or(0, |o| o.len()),
-            );
+            set(q, "owned", report.owned_after.get(q).map_or(0, |o| o.len()));
         }
         for (q, d) in &decision.desired.queues {
-            m.members.insert((q.to_string(), "desired"), d.len());
+            set(q, "desired", d.len());
         }
-        m.last_cycle = Some(now);
-        if !report.interrupted && report.queues_failed < report.queues_total.max(1) {
-            m.last_good_cycle = Some(now);
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        f.calendars.set(count(report.calendars_total));
+        f.calendars_failing.set(count(report.calendars_failed));
+        if report.interrupted {
+            return;
         }
+        f.last_cycle.set(now.timestamp());
+        if read && report.calendars_failed == 0 {
+            f.last_complete_read.set(now.timestamp());
+        }
+
+        let mut facts = self.facts();
+        facts.last_cycle = Some(now);
+        facts.calendars_total = report.calendars_total;
+        facts.queues_total = facts.queues_total.max(report.queues_total);
+        let common = common_failures(&obs.calendars);
+        if read && report.calendars_failed < report.calendars_total {
+            facts.last_calendar_read = Some(now);
+        }
+        if read {
+            let all_failed =
+                report.calendars_total > 0 && report.calendars_failed == report.calendars_total;
+            facts.calendar_cause = all_failed
+                .then(|| {
+                    common
+                        .first()
+                        .map(|(line, _)| line.clone())
+                        .or_else(|| obs.calendars.values().find_map(|s| s.error.clone()))
+                })
+                .flatten();
+        }
+        if report.queues_failed < report.queues_total {
+            facts.last_queue_listed = Some(now);
+            facts.queue_cause = None;
+        }
+        let queue_errors: Vec<String> = obs
+            .live
+            .iter()
+            .filter_map(|(q, r)| Some(format!("queue {q}: list failed: {}", r.as_ref().err()?)))
+            .collect();
+        if report.queues_total > 0 && report.queues_failed == report.queues_total {
+            facts.queue_cause = queue_errors.first().cloned();
+        }
+        if read {
+            let grouped: std::collections::HashSet<_> =
+                common.iter().flat_map(|(_, c)| c.iter()).collect();
+            facts.partial = common
+                .iter()
+                .map(|(line, _)| line.clone())
+                .chain(obs.calendars.iter().filter_map(|(c, s)| {
+                    (!grouped.contains(c)).then_some(s.error.clone()).flatten()
+                }))
+                .collect();
+        } else {
+            facts.partial.retain(|l| !l.starts_with("queue "));
+        }
+        facts.partial.extend(queue_errors);
     }
 
-    /// SPEC §4: healthy while the last cycle completed within 3 poll intervals.
-    pub fn healthy(&self, now: DateTime<Utc>) -> bool {
-        let limit = chrono::Duration::from_std(self.poll_interval * 3).unwrap_or_default();
-        self.lock()
-            .last_good_cycle
-            .is_some_and(|t| now - t <= limit)
+    /// SPEC §4 `/healthz`: the verdict at `now` ([`crate::health::judge`]).
+    pub fn health(&self, now: DateTime<Utc>) -> Health {
+        judge(&self.facts(), now)
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self, now: DateTime<Utc>) -> String {
-        let m = self.lock();
-        let mut out = String::new();
-        let mut family = |name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            out.len()
-        };
-        family(
-            "rooster_cycles_total",
-            "counter",
-            "Reconcile cycles run, by outcome.",
-        );
-        let mut lines = String::new();
-        for outcome in ["ok", "failed"] {
-            let _ = writeln!(
-                lines,
-                "rooster_cycles_total{{outcome=\"{outcome}\"}} {}",
-                m.cycles.get(outcome).copied().unwrap_or(0)
-            );
-        }
-        out.push_str(&lines);
-        let _ = writeln!(
-            out,
-            "# HELP rooster_cycle_duration_seconds Wall time of a reconcile cycle.\n# TYPE rooster_cycle_duration_seconds histogram"
-        );
-        for (i, b) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "rooster_cycle_duration_seconds_bucket{{le=\"{b}\"}} {}",
-                m.duration_buckets[i]
-            );
-        }
-        let _ = writeln!(
-            out,
-            "rooster_cycle_duration_seconds_bucket{{le=\"+Inf\"}} {}\nrooster_cycle_duration_seconds_sum {}\nrooster_cycle_duration_seconds_count {}",
-            m.duration_count, m.duration_sum, m.duration_count
-        );
-        let _ = writeln!(
-            out,
-            "# HELP rooster_tring_requests_total TRiNG calls by action and outcome.\n# TYPE rooster_tring_requests_total counter"
-        );
-        for ((action, outcome), n) in &m.tring {
-            let _ = writeln!(
-                out,
-                "rooster_tring_requests_total{{action=\"{action}\",outcome=\"{outcome}\"}} {n}"
-            );
-        }
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        let _one = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(graph) = &self.graph {
-            let (by_outcome, throttled) = graph();
-            let _ = writeln!(
-                out,
-                "# HELP rooster_graph_requests_total Microsoft Graph requests by outcome.\n# TYPE rooster_graph_requests_total counter"
-            );
-            for (outcome, n) in by_outcome {
-                let _ = writeln!(
-                    out,
-                    "rooster_graph_requests_total{{outcome=\"{}\"}} {n}",
-                    label(&outcome)
-                );
+            let s = graph();
+            for (outcome, n) in &s.requests_by_outcome {
+                let c = self.f.graph.get_or_create(&labels([("outcome", outcome)]));
+                c.inc_by(n.saturating_sub(c.get()));
             }
-            let _ = writeln!(
-                out,
-                "# HELP rooster_graph_throttled_total Graph responses 429/503 (throttled).\n# TYPE rooster_graph_throttled_total counter\nrooster_graph_throttled_total {throttled}"
-            );
+            self.f
+                .graph_throttled
+                .inc_by(s.throttled.saturating_sub(self.f.graph_throttled.get()));
+            for (code, n) in &s.token_failures {
+                let c = self
+                    .f
+                    .token_failures
+                    .get_or_create(&labels([("code", code)]));
+                c.inc_by(n.saturating_sub(c.get()));
+            }
         }
-        let _ = writeln!(
-            out,
-            "# HELP rooster_refusals_total Removals or queues held back by a safety rule, by kind.\n# TYPE rooster_refusals_total counter"
-        );
-        for kind in [
-            "incomplete_read",
-            "keep_last",
-            "removal_cap",
-            "unreadable_queue",
-        ] {
-            let _ = writeln!(
-                out,
-                "rooster_refusals_total{{kind=\"{kind}\"}} {}",
-                m.refusals.get(kind).copied().unwrap_or(0)
-            );
+        let p = process_stats();
+        if let Some(rss) = p.resident_bytes {
+            self.f.resident_memory.set(rss);
         }
-        let _ = writeln!(
-            out,
-            "# HELP rooster_queue_members Members per queue: live (TRiNG list), desired (calendars), owned (added by rooster).\n# TYPE rooster_queue_members gauge"
-        );
-        for ((q, set), n) in &m.members {
-            let _ = writeln!(
-                out,
-                "rooster_queue_members{{queue=\"{q}\",set=\"{set}\"}} {n}"
-            );
+        if let Some(cpu) = p.cpu_seconds {
+            let before = self.f.cpu_seconds.get();
+            if cpu > before {
+                self.f.cpu_seconds.inc_by(cpu - before);
+            }
         }
-        let _ = writeln!(
-            out,
-            "# HELP rooster_calendar_read_failures_total Failed calendar reads, by calendar.\n# TYPE rooster_calendar_read_failures_total counter"
-        );
-        for (cal, n) in &m.calendar_failures {
-            let _ = writeln!(
-                out,
-                "rooster_calendar_read_failures_total{{calendar=\"{}\"}} {n}",
-                label(cal)
-            );
+        if let Some(fds) = p.open_fds {
+            self.f.open_fds.set(fds);
         }
-        let _ = writeln!(
-            out,
-            "# HELP rooster_last_successful_cycle_timestamp_seconds Unix time of the last cycle that completed.\n# TYPE rooster_last_successful_cycle_timestamp_seconds gauge\nrooster_last_successful_cycle_timestamp_seconds {}",
-            m.last_good_cycle.map_or(0, |t| t.timestamp())
-        );
-        let _ = writeln!(
-            out,
-            "# HELP rooster_seconds_since_last_successful_cycle Seconds since the last cycle that completed (-1 before the first).\n# TYPE rooster_seconds_since_last_successful_cycle gauge\nrooster_seconds_since_last_successful_cycle {}",
-            m.last_good_cycle.map_or(-1, |t| (now - t).num_seconds())
-        );
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.process);
         out
     }
 }
 
-/// Escapes a label value (Prometheus text format: backslash, quote, newline).
-fn label(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// This process's resident memory, CPU time and open descriptors, from `/proc/self`
+/// (`None` where it cannot be read: not Linux, or no /proc).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct ProcessStats {
+    resident_bytes: Option<i64>,
+    cpu_seconds: Option<f64>,
+    open_fds: Option<i64>,
+}
+
+fn process_stats() -> ProcessStats {
+    let resident_bytes = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| vm_rss_bytes(&s));
+    let cpu_seconds = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| cpu_seconds(&s));
+    let open_fds = std::fs::read_dir("/proc/self/fd")
+        .ok()
+        .map(|d| i64::try_from(d.count()).unwrap_or(i64::MAX));
+    ProcessStats {
+        resident_bytes,
+        cpu_seconds,
+        open_fds,
+    }
+}
+
+/// `VmRSS:    12345 kB` from `/proc/self/status`.
+fn vm_rss_bytes(status: &str) -> Option<i64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// utime + stime (fields 14 and 15) of `/proc/self/stat`, in seconds. The command name
+/// (field 2) may hold spaces and parentheses, so fields are counted after its last `)`.
+fn cpu_seconds(stat: &str) -> Option<f64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / USER_HZ)
 }
 
 /// Serves `/metrics` and `/healthz` on `addr` until `cancel`. Returns the bound address
@@ -304,17 +516,67 @@ async fn metrics_handler(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        m.render(Utc::now()),
+        m.render(),
     )
 }
 
 async fn healthz_handler(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
-    if m.healthy(Utc::now()) {
-        (StatusCode::OK, "ok\n")
+    let h = m.health(Utc::now());
+    let status = if h.healthy {
+        StatusCode::OK
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no cycle completed within 3 poll intervals\n",
-        )
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, h.body())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_self_is_parsed_even_with_a_command_name_holding_spaces() {
+        let stat = "4242 (tokio (rt) 1) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 130 0 0 20 0 5 0 100 1000000 300 18446744073709551615";
+        assert_eq!(cpu_seconds(stat), Some(3.8));
+        assert_eq!(
+            vm_rss_bytes("Name:\trooster\nVmRSS:\t   2048 kB\n"),
+            Some(2048 * 1024)
+        );
+        let live = process_stats();
+        assert!(live.resident_bytes.is_some_and(|b| b > 0));
+        assert!(live.open_fds.is_some_and(|n| n >= 3));
+    }
+
+    #[test]
+    fn every_known_series_exists_at_zero_from_start() {
+        let q = QueueNo::parse("600").expect("queue");
+        let body = Metrics::new(Duration::from_secs(120))
+            .with_queues([&q])
+            .render();
+        for line in [
+            "rooster_cycles_total{outcome=\"failed\"} 0",
+            "rooster_tring_requests_total{action=\"list\",outcome=\"failed\"} 0",
+            "rooster_tring_requests_total{action=\"del\",outcome=\"uncertain\"} 0",
+            "rooster_graph_requests_total{outcome=\"timeout\"} 0",
+            "rooster_graph_token_failures_total{code=\"7000222\"} 0",
+            "rooster_refusals_total{kind=\"keep_last\"} 0",
+            "rooster_queue_members{queue=\"600\",set=\"owned\"} 0",
+            "rooster_calendars_failing 0",
+            "rooster_last_cycle_timestamp_seconds 0",
+            "rooster_last_complete_read_timestamp_seconds 0",
+            "rooster_graph_throttled_total 0",
+            concat!(
+                "rooster_build_info{version=\"",
+                env!("CARGO_PKG_VERSION"),
+                "\"} 1"
+            ),
+            "# TYPE rooster_cycle_duration_seconds histogram",
+            "# TYPE process_cpu_seconds_total counter",
+            "# TYPE process_resident_memory_bytes gauge",
+            "# TYPE process_open_fds gauge",
+        ] {
+            assert!(body.contains(line), "missing {line:?} in\n{body}");
+        }
+        assert!(!body.contains("calendar=\""), "no mailbox is a label");
     }
 }

@@ -115,6 +115,16 @@ pub enum StoreError {
         description: String,
     },
     #[error(
+        "state {} needs migration {version} ({description}), but the running daemon{} still uses the older rooster: restart the service (`systemctl restart rooster`) to upgrade it",
+        path.display(), pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    MigrationPendingDaemonRunning {
+        path: PathBuf,
+        version: i64,
+        description: String,
+        pid: Option<u32>,
+    },
+    #[error(
         "state {} was written by a newer rooster (it has migration {version}, unknown to this one)",
         path.display()
     )]
@@ -455,6 +465,7 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
+        self.back_up_before_migrating().await?;
         migrator().run(&self.pool).await.map_err(|e| match e {
             MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => {
                 open_error(&self.path, e)
@@ -491,6 +502,14 @@ impl Store {
         };
         let migrator = migrator();
         if let Some(m) = migrator.iter().find(|m| !applied.contains(&m.version)) {
+            if let Some(pid) = daemon_holding_lock(&self.path) {
+                return Err(StoreError::MigrationPendingDaemonRunning {
+                    path: self.path.clone(),
+                    version: m.version,
+                    description: m.description.to_string(),
+                    pid,
+                });
+            }
             return Err(StoreError::MigrationPending {
                 path: self.path.clone(),
                 version: m.version,
@@ -1452,5 +1471,103 @@ fn open_error(path: &Path, source: sqlx::Error) -> StoreError {
             path: path.to_owned(),
             source,
         },
+    }
+}
+
+// ---- upgrades: a copy before each migration, and who holds the lock ----
+
+/// Backups of the state kept before migrations (`rooster.db.pre-<version>`), newest last.
+const BACKUPS_KEPT: usize = 2;
+
+impl Store {
+    /// Before a migration is applied to an existing state, copies it to
+    /// `rooster.db.pre-<version>` (the first migration about to run), keeping the last two:
+    /// an upgrade that goes wrong can be undone by putting the copy back.
+    async fn back_up_before_migrating(&self) -> Result<(), StoreError> {
+        let has_table: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| open_error(&self.path, e))?;
+        if has_table == 0 {
+            return Ok(()); // a new state: nothing to keep
+        }
+        let applied: BTreeSet<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| open_error(&self.path, e))?
+                .into_iter()
+                .collect();
+        let migrator = migrator();
+        let Some(next) = migrator.iter().find(|m| !applied.contains(&m.version)) else {
+            return Ok(());
+        };
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(format!(".pre-{}", next.version));
+        let copy = PathBuf::from(name);
+        let failed = |source| StoreError::LockFailed {
+            path: copy.clone(),
+            source,
+        };
+        match std::fs::remove_file(&copy) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(failed(e)),
+            _ => {}
+        }
+        // VACUUM INTO writes a consistent copy, WAL included, through SQLite itself.
+        sqlx::query("VACUUM INTO ?")
+            .bind(copy.to_string_lossy().into_owned())
+            .execute(&self.pool)
+            .await
+            .map_err(self.query_failed("copying the state before a migration"))?;
+        tracing::info!(copy = %copy.display(), migration = next.version, "state copied before migrating");
+        prune_backups(&self.path, BACKUPS_KEPT).map_err(failed)
+    }
+}
+
+/// Removes all but the `keep` newest `<db>.pre-<version>` copies (by version).
+fn prune_backups(db: &Path, keep: usize) -> io::Result<()> {
+    let dir = match db.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Some(base) = db
+        .file_name()
+        .map(|n| format!("{}.pre-", n.to_string_lossy()))
+    else {
+        return Ok(());
+    };
+    let mut copies: Vec<(i64, PathBuf)> = std::fs::read_dir(dir)?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let version = name.strip_prefix(&base)?.parse().ok()?;
+            Some((version, e.path()))
+        })
+        .collect();
+    copies.sort();
+    let excess = copies.len().saturating_sub(keep);
+    for (_, path) in copies.into_iter().take(excess) {
+        std::fs::remove_file(path)?;
+    }
+    Ok(())
+}
+
+/// `Some(pid)` when another process holds the writer lock of `db` (a daemon), without
+/// taking or changing it: a shared lock cannot be had while the writer's is held.
+fn daemon_holding_lock(db: &Path) -> Option<Option<u32>> {
+    let mut file = File::open(lock_path(db)).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => None,
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            Some(
+                file.read_to_string(&mut text)
+                    .ok()
+                    .and_then(|_| text.trim().parse().ok()),
+            )
+        }
+        Err(std::fs::TryLockError::Error(_)) => None,
     }
 }

@@ -386,15 +386,17 @@ async fn sim_token_errors_are_classified_with_operator_messages() {
         matches!(
             err,
             GraphError::TokenFailed {
-                source: TokenError::SecretExpired,
+                source: TokenError::SecretExpired { .. },
                 ..
             }
         ),
         "{err:?}"
     );
-    assert!(err.to_string().contains(
-        "the Graph client secret has expired; create a new one in Entra and update the credential"
-    ), "{err}");
+    assert!(
+        err.to_string()
+            .contains("the client secret expired (AADSTS7000222): create a new secret in Entra ID"),
+        "{err}"
+    );
     assert!(err.is_permanent());
 
     let wrong = GraphClient::with_options(
@@ -410,7 +412,7 @@ async fn sim_token_errors_are_classified_with_operator_messages() {
         matches!(
             err,
             GraphError::TokenFailed {
-                source: TokenError::SecretRejected,
+                source: TokenError::SecretRejected { .. },
                 ..
             }
         ),
@@ -462,7 +464,8 @@ async fn sim_token_errors_are_classified_with_operator_messages() {
     sim.inject(GraphFault {
         mailbox: None,
         kind: GraphFaultKind::TokenDown,
-        times: Some(1),
+        // A 500 is retried like any request (4 tries), so it fails only when all do.
+        times: Some(4),
     });
     let err = within(
         "token endpoint down",

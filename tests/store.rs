@@ -1280,3 +1280,89 @@ async fn every_migration_file_is_applied() {
         dir.display()
     );
 }
+
+/// A state as the previous release left it: migration 2 not yet applied.
+async fn state_before_migration_2(db: &Path) {
+    let w = writer(db).await;
+    within("closing the writer", w.close()).await;
+    let mut conn = raw(db).await;
+    for sql in [
+        "DROP TABLE held_writes",
+        "DELETE FROM _sqlx_migrations WHERE version = 2",
+    ] {
+        within("rolling back", sqlx::query(sql).execute(&mut conn))
+            .await
+            .expect(sql);
+    }
+    within("close raw", conn.close()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_migration_is_preceded_by_a_copy_of_the_state_and_two_copies_are_kept() {
+    let f = fixture();
+    state_before_migration_2(&f.db).await;
+    let dir = f.db.parent().expect("dir").to_owned();
+    // Copies from two earlier upgrades.
+    for old in ["rooster.db.pre-0", "rooster.db.pre-1"] {
+        std::fs::write(dir.join(old), b"older copy").unwrap();
+    }
+    let w = writer(&f.db).await;
+    within("closing the writer", w.close()).await;
+    let mut copies: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| {
+            let n = e.ok()?.file_name().to_string_lossy().into_owned();
+            n.contains(".pre-").then_some(n)
+        })
+        .collect();
+    copies.sort();
+    assert_eq!(copies, ["rooster.db.pre-1", "rooster.db.pre-2"]);
+    // The copy is the state before migration 2: a database without held_writes.
+    let mut conn = raw(&dir.join("rooster.db.pre-2")).await;
+    let tables: i64 = within(
+        "reading the copy",
+        sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'held_writes'",
+        )
+        .fetch_one(&mut conn),
+    )
+    .await
+    .unwrap();
+    assert_eq!(tables, 0);
+    within("close raw", conn.close()).await.unwrap();
+    // A state already current is not copied again.
+    let w = writer(&f.db).await;
+    within("closing the writer", w.close()).await;
+    assert!(!dir.join("rooster.db.pre-3").exists());
+}
+
+#[tokio::test]
+async fn a_pending_migration_while_a_daemon_holds_the_lock_says_to_restart_the_service() {
+    let f = fixture();
+    state_before_migration_2(&f.db).await;
+    // The old daemon still runs: it holds the writer lock with its pid in the file.
+    let mut lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(rooster::store::lock_path(&f.db))
+        .unwrap();
+    lock.try_lock().expect("lock free");
+    write!(lock, "4242").unwrap();
+    let err = open_err(&f.db, OpenMode::ReadOnly).await;
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "state {} needs migration 2 (held writes), but the running daemon (pid 4242) still uses the older rooster: restart the service (`systemctl restart rooster`) to upgrade it",
+            f.db.display()
+        )
+    );
+    drop(lock);
+    // No daemon: the usual advice.
+    let err = open_err(&f.db, OpenMode::ReadOnly).await;
+    assert!(
+        matches!(err, StoreError::MigrationPending { version: 2, .. }),
+        "{err}"
+    );
+}

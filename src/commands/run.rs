@@ -23,15 +23,17 @@ pub async fn run(cfg: Config, secrets: &Secrets, dry_run: bool) -> Result<u8, Co
     let cancel = shutdown_token();
     if let Some(addr) = metrics_addr {
         let graph = rec.calendars().clone();
-        let m = Arc::new(Metrics::new(poll).with_graph_counters(move || {
-            let s = graph.stats();
-            let by_outcome = s
-                .requests_by_outcome
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect();
-            (by_outcome, s.throttled)
-        }));
+        let queues: Vec<_> = rec
+            .config()
+            .queues
+            .iter()
+            .map(|q| q.number.clone())
+            .collect();
+        let m = Arc::new(
+            Metrics::new(poll)
+                .with_queues(&queues)
+                .with_graph_counters(move || graph.stats()),
+        );
         let bound = metrics::serve(addr, m.clone(), cancel.clone())
             .await
             .map_err(|e| CommandError::Usage(format!("metrics: cannot listen on {addr}: {e}")))?;

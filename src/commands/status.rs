@@ -13,6 +13,8 @@ use crate::store::HeldWrite;
 pub struct StatusReport {
     #[serde(with = "rfc3339")]
     pub at: DateTime<Utc>,
+    /// The verdict `/healthz` gives (SPEC §4), from the state and this command's own lists.
+    pub health: crate::health::Health,
     pub queues: Vec<QueueStatus>,
     pub calendars: Vec<CalendarLine>,
     pub last_cycle: Option<CycleLine>,
@@ -56,6 +58,7 @@ pub struct CalendarLine {
 
 #[derive(Debug, Serialize)]
 pub struct CycleLine {
+    pub id: i64,
     #[serde(with = "rfc3339")]
     pub started: DateTime<Utc>,
     #[serde(with = "rfc3339")]
@@ -108,9 +111,13 @@ pub async fn status_report(
             .unwrap_or_default()
     };
 
+    let numbers: Vec<QueueNo> = cfg.queues.iter().map(|q| q.number.clone()).collect();
+    let mut lists = list_within(&tring, &numbers, STATUS_LIST_DEADLINE).await;
     let mut queues = Vec::new();
     for q in &cfg.queues {
-        let live = tring.list(&q.number).await;
+        let live = lists
+            .remove(&q.number)
+            .unwrap_or_else(|| Err("not listed".into()));
         let d = members_of(&desired, &q.number);
         let next_change = after.as_ref().and_then(|(b, a)| {
             let n = members_of(a, &q.number);
@@ -150,8 +157,10 @@ pub async fn status_report(
                 .collect(),
         });
     }
+    let health = status_health(cfg, &cal_states, last_cycle.as_ref(), &queues, now);
     Ok(StatusReport {
         at: now,
+        health,
         queues,
         calendars: cal_states
             .into_iter()
@@ -163,6 +172,7 @@ pub async fn status_report(
             })
             .collect(),
         last_cycle: last_cycle.map(|c| CycleLine {
+            id: c.id.0,
             started: c.started,
             ended: c.ended,
             adds: c.adds,
@@ -188,10 +198,17 @@ impl Report for StatusReport {
             }
         };
         writeln!(out, "status at {}", local(self.at, tz))?;
+        // The verdict /healthz gives (SPEC §4 "Metrics").
+        if self.health.healthy {
+            writeln!(out, "health: ok")?;
+        } else {
+            writeln!(out, "health: FAILING: {}", self.health.sentence)?;
+        }
         match &self.last_cycle {
             Some(c) => writeln!(
                 out,
-                "last cycle {}: +{} -{} refused {}{}",
+                "last cycle {} at {}: +{} -{} refused {}{}",
+                c.id,
                 local(c.ended, tz),
                 c.adds,
                 c.dels,
@@ -258,4 +275,83 @@ impl Report for StatusReport {
         }
         Ok(())
     }
+}
+
+/// How long `status` waits for TRiNG's lists: it answers a person at a terminal, so an
+/// unreachable TRiNG must not hold it for each queue's timeouts and retries in turn.
+const STATUS_LIST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Lists `queues`, four at a time (tring-api.md "Limits") and all within `deadline`; a queue
+/// without an answer by then says so.
+async fn list_within(
+    tring: &TringClient,
+    queues: &[QueueNo],
+    deadline: std::time::Duration,
+) -> BTreeMap<QueueNo, Result<Vec<Member>, String>> {
+    use futures::StreamExt;
+    let mut lists: BTreeMap<QueueNo, Result<Vec<Member>, String>> = futures::stream::iter(queues)
+        .map(|q| async move { (q.clone(), tring.list(q).await.map_err(|e| e.to_string())) })
+        .buffer_unordered(4)
+        .take_until(tokio::time::sleep(deadline))
+        .collect()
+        .await;
+    for q in queues {
+        lists.entry(q.clone()).or_insert_with(|| {
+            Err(format!(
+                "queue {q}: no answer from TRiNG within {}",
+                humantime::format_duration(deadline)
+            ))
+        });
+    }
+    lists
+}
+
+/// `/healthz`'s verdict drawn from the state and this command's own `list`s: the daemon's
+/// facts as its records keep them (the last cycle, each calendar's last good read) and the
+/// queues as TRiNG answers now.
+fn status_health(
+    cfg: &Config,
+    cal_states: &[crate::store::CalendarState],
+    last_cycle: Option<&crate::store::CycleSummary>,
+    queues: &[QueueStatus],
+    now: DateTime<Utc>,
+) -> crate::health::Health {
+    let errors = last_cycle.map(|c| c.errors.clone()).unwrap_or_default();
+    let all_failing = !cal_states.is_empty()
+        && cal_states.iter().all(|c| {
+            c.last_error_at
+                .is_some_and(|e| c.last_good_read.is_none_or(|g| e > g))
+        });
+    let listed = queues.iter().any(|q| q.live_error.is_none());
+    let facts = crate::health::HealthFacts {
+        poll_interval: cfg.poll_interval,
+        since: None,
+        last_cycle: last_cycle.map(|c| c.ended),
+        last_calendar_read: cal_states.iter().filter_map(|c| c.last_good_read).max(),
+        last_queue_listed: listed.then_some(now),
+        calendars_total: cal_states.len(),
+        queues_total: queues.len(),
+        calendar_cause: all_failing
+            .then(|| {
+                errors
+                    .iter()
+                    .find(|e| e.contains("calendars not read"))
+                    .cloned()
+                    .or_else(|| cal_states.iter().find_map(|c| c.last_error.clone()))
+            })
+            .flatten(),
+        queue_cause: (!listed)
+            .then(|| {
+                queues.iter().find_map(|q| {
+                    Some(format!(
+                        "queue {}: list failed: {}",
+                        q.queue,
+                        q.live_error.as_deref()?
+                    ))
+                })
+            })
+            .flatten(),
+        partial: errors,
+    };
+    crate::health::judge(&facts, now)
 }

@@ -100,6 +100,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         let mut gate = plan.gate.clone();
         let mut in_full = true;
         for (n, a) in plan.actions.iter().enumerate() {
+            self.beat();
             // SPEC §5 / STYLE 11: shutdown is checked between writes, never inside one.
             if cancel.is_cancelled() {
                 report.interrupted = true;

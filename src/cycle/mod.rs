@@ -43,7 +43,7 @@ mod decide;
 mod observe;
 mod ports;
 pub use decide::Decision;
-pub use observe::{CalendarStatus, Lists, Observation};
+pub use observe::{CalendarStatus, Lists, Observation, common_failures};
 pub use ports::{
     CalendarResult, Calendars, Clock, Pbx, Permanence, ReadError, SystemClock, WriteError,
 };
@@ -139,9 +139,23 @@ pub struct Reconciler<C, P, K> {
     /// SPEC §3 rule 9 depends on.
     config_print: u64,
     metrics: Option<Arc<Metrics>>,
+    /// Beaten as the cycle makes progress, for the watchdog (SPEC §5).
+    heartbeat: Option<Arc<crate::watchdog::Heartbeat>>,
 }
 
 impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
+    /// The daemon's heartbeat: beaten at each calendar read and before each write, so the
+    /// watchdog tells a long cycle from a stuck one.
+    pub fn set_heartbeat(&mut self, heartbeat: Arc<crate::watchdog::Heartbeat>) {
+        self.heartbeat = Some(heartbeat);
+    }
+
+    fn beat(&self) {
+        if let Some(h) = &self.heartbeat {
+            h.beat();
+        }
+    }
+
     /// `dry_run` (SPEC §3 rule 5): no TRiNG writes and no state changes at all.
     pub async fn new(
         cfg: Arc<Config>,
@@ -176,6 +190,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             list_round: None,
             warned: HashSet::new(),
             metrics: None,
+            heartbeat: None,
         })
     }
 
@@ -220,7 +235,10 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         mode: Mode,
         cancel: &CancellationToken,
     ) -> Result<CycleReport, StoreError> {
-        let span = info_span!("cycle", mode = ?mode, dry_run = self.dry_run);
+        // `id` is the cycle record's (SPEC §4 "Logs": every line of a cycle carries it), filled
+        // in once the store gave it; dry runs record no cycle and have none.
+        let span =
+            info_span!("cycle", id = tracing::field::Empty, mode = ?mode, dry_run = self.dry_run);
         self.cycle_inner(mode, cancel).instrument(span).await
     }
 
@@ -252,6 +270,9 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             Some(s) => Some(s.start_cycle(start_at).await?),
             None => None,
         };
+        if let Some(id) = cycle_id {
+            tracing::Span::current().record("id", id.0);
+        }
         // Reads may be dropped at shutdown (nothing is written yet); writes may not (`act`).
         let obs = tokio::select! {
             o = self.observe_queues(mode == Mode::Full, only.as_ref(), deadlines) => o?,
@@ -281,9 +302,17 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             ..CycleReport::default()
         };
 
+        let common = common_failures(&obs.calendars);
+        let grouped: HashSet<&CalendarRef> = common.iter().flat_map(|(_, c)| c).collect();
+        report
+            .errors
+            .extend(common.iter().map(|(line, _)| line.clone()));
         for (cal, status) in &obs.calendars {
             if let Some(e) = &status.error {
                 report.calendars_failed += 1;
+                if grouped.contains(cal) {
+                    continue;
+                }
                 // Graph's errors already name the calendar; other sources may not.
                 let line = if e.contains(&cal.to_string()) {
                     e.clone()
@@ -378,7 +407,14 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             "cycle finished"
         );
         if let Some(m) = &self.metrics {
-            m.cycle_finished(&report, elapsed, self.clock.now(), &decision, &obs);
+            m.cycle_finished(
+                &report,
+                elapsed,
+                self.clock.now(),
+                &decision,
+                &obs,
+                mode == Mode::Full,
+            );
         }
         if let (Some(store), Some(id)) = (self.writer(), cycle_id) {
             store

@@ -81,12 +81,72 @@ fn unread(
         .collect()
 }
 
+/// Logs the failures with a common cause: one line per cause naming the number of calendars
+/// it cost (SPEC §4 "Logs"), or the calendar's own line when only one has it.
+fn log_common_failures(
+    status: &BTreeMap<CalendarRef, CalendarStatus>,
+    shared: &[(CalendarRef, ReadError)],
+) {
+    let common = common_failures(status);
+    for (cal, e) in shared {
+        if !common.iter().any(|(_, cals)| cals.contains(cal)) {
+            warn!(calendar = %cal, error = %e, "calendar read failed; removals from queues it feeds are held back");
+        }
+    }
+    for (line, cals) in &common {
+        let permanent = shared
+            .iter()
+            .any(|(c, e)| cals.contains(c) && e.is_permanent());
+        if permanent {
+            error!(
+                calendars_failed = cals.len(),
+                "{line}; removals from the queues they feed are held back"
+            );
+        } else {
+            warn!(
+                calendars_failed = cals.len(),
+                "{line}; removals from the queues they feed are held back"
+            );
+        }
+    }
+}
+
 /// How one calendar fared in this cycle's read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CalendarStatus {
     pub calendar: String,
     pub complete: bool,
     pub error: Option<String>,
+    /// The cause, when many calendars share it ([`ReadError::common`]).
+    #[serde(skip)]
+    pub common: Option<String>,
+}
+
+/// The failed calendars of `status` whose cause is common to two or more of them, as one
+/// sentence per cause ("12 of 12 calendars not read: graph token refused: …") with the
+/// calendars it covers; a cause only one calendar has stays that calendar's own line.
+/// SPEC §4 "Logs": such a failure is one line per cycle, and one entry in the cycle record.
+pub fn common_failures(
+    status: &BTreeMap<CalendarRef, CalendarStatus>,
+) -> Vec<(String, BTreeSet<CalendarRef>)> {
+    let mut by_cause: BTreeMap<&str, BTreeSet<CalendarRef>> = BTreeMap::new();
+    for (cal, s) in status {
+        if let Some(cause) = &s.common {
+            by_cause.entry(cause).or_default().insert(cal.clone());
+        }
+    }
+    by_cause
+        .into_iter()
+        .filter(|(_, cals)| cals.len() > 1)
+        .map(|(cause, cals)| {
+            let line = format!(
+                "{} of {} calendars not read: {cause}",
+                cals.len(),
+                status.len()
+            );
+            (line, cals)
+        })
+        .collect()
 }
 
 /// Everything a decision needs, gathered by [`Reconciler::observe`].
@@ -126,6 +186,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             ScheduleBuilder::new(&self.cfg.roster()).with_capacity(expected + expected / 8);
         let mut status = BTreeMap::new();
         let mut pending = PendingReads::default();
+        let mut shared: Vec<(CalendarRef, ReadError)> = Vec::new();
         // Field by field (not `self.writer()`), as the loop below updates `fingerprints`.
         let store = self.store.as_ref().filter(|_| !self.dry_run);
         // The reads stop at the read deadline; the calendars not read by then follow as failed.
@@ -149,16 +210,15 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                     None => break,
                 },
             };
-            if let Some(m) = &self.metrics {
-                m.calendar_read(&cal.to_string(), result.is_ok());
-            }
             progress.send_replace(status.len() + 1);
+            self.beat();
             status.insert(
                 cal.clone(),
                 CalendarStatus {
                     calendar: cal.to_string(),
                     complete: result.is_ok(),
                     error: result.as_ref().err().map(ToString::to_string),
+                    common: result.as_ref().err().and_then(|e| e.common.clone()),
                 },
             );
             match result {
@@ -175,7 +235,12 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                     self.fingerprints.insert(cal, print);
                 }
                 Err(e) => {
-                    warn!(calendar = %cal, error = %e, "calendar read failed; removals from queues it feeds are held back");
+                    // A cause many calendars share is logged once, after the reads.
+                    if e.common.is_none() {
+                        warn!(calendar = %cal, error = %e, "calendar read failed; removals from queues it feeds are held back");
+                    } else {
+                        shared.push((cal.clone(), e.clone()));
+                    }
                     // Boundaries and adds keep working on the last events read.
                     if let Some(s) = &self.store
                         && let Some(events) = s.calendar_events(&cal).await?
@@ -196,6 +261,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         if let Some(s) = store {
             pending.flush(s, now).await?;
         }
+        log_common_failures(&status, &shared);
         self.schedule = Arc::new(builder.finish());
         self.read_status = status;
         Ok(())

@@ -31,6 +31,10 @@ pub enum Permanence {
 pub struct ReadError {
     pub permanence: Permanence,
     pub message: String,
+    /// Set when the cause is not this calendar's or queue's own but one many share (the
+    /// Graph token refused, Graph unreachable): the cause alone, without the calendar. The
+    /// cycle logs and records such failures once, with the number affected (SPEC §4 "Logs").
+    pub common: Option<String>,
 }
 
 impl ReadError {
@@ -38,13 +42,20 @@ impl ReadError {
         ReadError {
             permanence: Permanence::Transient,
             message: message.into(),
+            common: None,
         }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
         ReadError {
             permanence: Permanence::Permanent,
             message: message.into(),
+            common: None,
         }
+    }
+    /// Marks the failure as one of a cause many calendars share ([`ReadError::common`]).
+    pub fn with_common_cause(mut self, cause: impl Into<String>) -> Self {
+        self.common = Some(cause.into());
+        self
     }
     pub fn is_permanent(&self) -> bool {
         self.permanence == Permanence::Permanent

@@ -58,6 +58,8 @@ pub struct GraphOptions {
     pub retry: RetryPolicy,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
+    /// How long a failed token request is remembered at first ([`super::token::failure_backoff`]).
+    pub token_backoff: Duration,
 }
 
 impl Default for GraphOptions {
@@ -66,6 +68,7 @@ impl Default for GraphOptions {
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+            token_backoff: Duration::from_secs(30),
         }
     }
 }
@@ -188,6 +191,23 @@ impl GraphError {
             _ => true,
         }
     }
+
+    /// The cause without the calendar, when it is not the calendar's own: the token refused
+    /// or not obtained, Graph unreachable or failing for every request. The cycle says such
+    /// a cause once for all the calendars it hits (SPEC §4 "Logs").
+    pub fn common_cause(&self) -> Option<String> {
+        match self {
+            GraphError::TokenFailed { source, .. } => Some(source.to_string()),
+            GraphError::PageMissing { source, .. }
+            | GraphError::CalendarListFailed { source, .. } => match source {
+                RequestError::TransportFailed { .. } | RequestError::ServerFailed { .. } => {
+                    Some(format!("graph request failed: {source}"))
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 /// Request counters for `status` and `/metrics` (SPEC §4 Metrics).
@@ -196,6 +216,8 @@ pub struct GraphStats {
     pub requests_by_outcome: BTreeMap<&'static str, u64>,
     pub throttled: u64,
     pub token_requests: u64,
+    /// Failed token requests by AADSTS code label ([`TokenError::code_label`]).
+    pub token_failures: BTreeMap<String, u64>,
 }
 
 /// The Graph calendar reader. Cheap to clone (shared state); one per process.
@@ -300,7 +322,13 @@ impl GraphClient {
             &cfg.client_id,
             secret,
         )
-        .map_err(|e| build(format!("authority {}: {e}", cfg.authority)))?;
+        .map_err(|e| build(format!("authority {}: {e}", cfg.authority)))?
+        .with_retry(opts.retry)
+        .with_failure_backoff(opts.token_backoff)
+        .with_secret_store(match &cfg.client_secret {
+            crate::config::SecretSource::File(p) => format!("the file {}", p.display()),
+            crate::config::SecretSource::Env(v) => format!("${v}"),
+        });
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -336,6 +364,7 @@ impl GraphClient {
             requests_by_outcome: lock(&self.inner.outcomes).clone(),
             throttled: self.inner.throttled.load(Ordering::Relaxed),
             token_requests: self.inner.token.token_requests(),
+            token_failures: self.inner.token.failures_by_code(),
         }
     }
 
@@ -406,6 +435,8 @@ impl GraphClient {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> impl Stream<Item = (CalendarRef, Result<CalendarRead, GraphError>)> + Send + 'a {
+        // One read of the calendars is one cycle: at most one token attempt in it.
+        self.inner.token.new_epoch();
         // Twice the global limit in flight, so calendars of a mailbox at its own limit of 4
         // do not hold up the others; the semaphores keep the requests within the limits.
         futures::stream::iter(cals)
@@ -548,7 +579,9 @@ impl GraphClient {
                         return Err(error);
                     };
                     let wait = self.inner.retry.wait(backoff, wait);
-                    tracing::warn!(%mailbox, try_no = tries, wait_ms = wait.as_millis() as u64,
+                    // Debug: a Graph outage would give a line per calendar and try; the cycle
+                    // logs the final failure, once per common cause (SPEC §4 "Logs").
+                    tracing::debug!(%mailbox, try_no = tries, wait_ms = wait.as_millis() as u64,
                         error = %error, "graph request failed; retrying");
                     tokio::time::sleep(wait).await;
                 }

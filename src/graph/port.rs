@@ -18,10 +18,14 @@ impl Calendars for GraphClient {
     ) -> impl Stream<Item = CalendarResult> + Send + 'a {
         self.read_stream(cals, from, to).map(|(cal, r)| {
             let r = r.map(|read| read.events).map_err(|e| {
-                if e.is_permanent() {
+                let err = if e.is_permanent() {
                     ReadError::permanent(e.to_string())
                 } else {
                     ReadError::transient(e.to_string())
+                };
+                match e.common_cause() {
+                    Some(cause) => err.with_common_cause(cause),
+                    None => err,
                 }
             });
             (cal, r)

@@ -12,6 +12,7 @@
 //! Holds the client secret and the token; both are [`Secret`]s and every type here redacts
 //! them in `Debug`. Nothing here logs a URL with a secret (the secret travels in the body).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,6 +22,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
+use super::client::RetryPolicy;
 use crate::model::{Secret, sanitize};
 use crate::replies::{Reply, ReplyTap, Service};
 
@@ -39,16 +41,16 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// InvalidResourceServicePrincipalNotFound, 7000218 "the request body must contain
 /// client_assertion or client_secret") and the client-secret troubleshooting table of
 /// <https://learn.microsoft.com/azure/developer/java/sdk/troubleshooting-authentication-service-principal>.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenError {
     #[error(
-        "graph token refused (AADSTS7000215): the Graph client secret is wrong; put the secret's value (not its id) in the credential"
+        "graph token refused: the client secret is wrong (AADSTS7000215): put the secret's value (not its id) in {store} and restart rooster"
     )]
-    SecretRejected,
+    SecretRejected { store: String },
     #[error(
-        "graph token refused (AADSTS7000222): the Graph client secret has expired; create a new one in Entra and update the credential"
+        "graph token refused: the client secret expired (AADSTS7000222): create a new secret in Entra ID (App registrations, Certificates & secrets), store it in {store}, and restart rooster"
     )]
-    SecretExpired,
+    SecretExpired { store: String },
     #[error(
         "graph token refused: app {client_id} not found in tenant {tenant_id} (AADSTS700016); check client_id and tenant_id"
     )]
@@ -85,8 +87,8 @@ impl TokenError {
     /// section (SPEC §4 "Doctor": every failure comes with its fix).
     pub fn fix(&self) -> String {
         match self {
-            TokenError::SecretRejected => "copy the secret's Value (not its Secret ID) from Entra > App registrations > Certificates & secrets into [graph] client_secret_file (or client_secret_env); deploy/INSTALL.md section 2".into(),
-            TokenError::SecretExpired => "create a new client secret in Entra and replace the credential; deploy/INSTALL.md section 9 \"Rotating the Graph client secret\"".into(),
+            TokenError::SecretRejected { .. } => "copy the secret's Value (not its Secret ID) from Entra > App registrations > Certificates & secrets into [graph] client_secret_file (or client_secret_env); deploy/INSTALL.md section 2".into(),
+            TokenError::SecretExpired { .. } => "create a new client secret in Entra and replace the credential; deploy/INSTALL.md section 9 \"Rotating the Graph client secret\"".into(),
             TokenError::SecretMissing => "put the secret's value in the file named by [graph] client_secret_file (or the variable of client_secret_env)".into(),
             TokenError::AppNotFound { .. } => "set [graph] client_id to the app's Application (client) ID, and tenant_id to the tenant the app is registered in; deploy/INSTALL.md section 2".into(),
             TokenError::TenantNotFound { .. } => "set [graph] tenant_id to the Directory (tenant) ID shown on the app's overview page in Entra".into(),
@@ -96,6 +98,39 @@ impl TokenError {
             TokenError::AnswerNotUnderstood { .. } => "check [graph] authority: it must be Entra's login endpoint (https://login.microsoftonline.com)".into(),
         }
     }
+
+    /// The AADSTS code Entra answered with, as the `code` label of the token failure metric:
+    /// a number, `other` for a refusal rooster does not know, `unreachable` when Entra
+    /// gave no usable answer (SPEC §4 "Metrics").
+    pub fn code_label(&self) -> String {
+        match self {
+            TokenError::SecretRejected { .. } => "7000215".into(),
+            TokenError::SecretExpired { .. } => "7000222".into(),
+            TokenError::AppNotFound { .. } => "700016".into(),
+            TokenError::TenantNotFound { .. } => "90002".into(),
+            TokenError::ConsentMissing { code } => code.to_string(),
+            TokenError::SecretMissing => "7000218".into(),
+            TokenError::Refused { .. } => "other".into(),
+            TokenError::EndpointFailed { .. }
+            | TokenError::RequestFailed { .. }
+            | TokenError::AnswerNotUnderstood { .. } => "unreachable".into(),
+        }
+    }
+
+    /// Every `code` label [`TokenError::code_label`] can give, so the metric's series exist
+    /// at 0 from start.
+    pub const CODE_LABELS: [&str; 10] = [
+        "7000215",
+        "7000222",
+        "700016",
+        "90002",
+        "65001",
+        "7000112",
+        "500011",
+        "7000218",
+        "other",
+        "unreachable",
+    ];
 
     /// Permanent failures need an operator; the others may pass by themselves.
     pub fn is_permanent(&self) -> bool {
@@ -140,6 +175,33 @@ struct Cached {
     refresh_at: Instant,
 }
 
+/// The last token request's failure, remembered so that a refused secret costs one request
+/// per backoff step, not one per calendar (SPEC §4 "Logs": one line per cycle).
+struct Failed {
+    error: TokenError,
+    retry_at: Instant,
+    /// Consecutive failed attempts, for the backoff.
+    count: u32,
+    /// The read (cycle) it happened in: within it the failure holds whatever the backoff.
+    epoch: u64,
+}
+
+#[derive(Default)]
+struct State {
+    cached: Option<Cached>,
+    failed: Option<Failed>,
+}
+
+/// How long a failed token request is remembered after `count` failures in a row: `base`
+/// (30 s by default), doubling, at most ten times `base` (5 minutes). Within one read of
+/// the calendars (a cycle) it is remembered whatever this says, so a cycle makes one attempt
+/// however many calendars it reads; across cycles the backoff spaces the attempts, yet a
+/// token endpoint back from an outage is tried again within a cycle or two.
+pub fn failure_backoff(base: Duration, count: u32) -> Duration {
+    base.saturating_mul(1u32 << count.saturating_sub(1).min(10))
+        .min(base.saturating_mul(10))
+}
+
 /// Fetches and caches the token. Share it (inside [`GraphClient`](super::GraphClient)).
 pub struct TokenSource {
     http: reqwest::Client,
@@ -147,12 +209,18 @@ pub struct TokenSource {
     tenant_id: String,
     client_id: String,
     secret: Secret,
+    /// Where the secret is stored, for the operator's fix in the error message.
+    store: String,
+    retry: RetryPolicy,
+    backoff: Duration,
+    epoch: AtomicU64,
     // A tokio Mutex held across the request: concurrent callers wait for one refresh
-    // instead of each asking Entra for a token.
-    cached: Mutex<Option<Cached>>,
+    // (or one failure) instead of each asking Entra for a token.
+    state: Mutex<State>,
     requests: AtomicU64,
     /// Set by `rooster doctor` only: every answer is also handed to it.
     tap: std::sync::OnceLock<ReplyTap>,
+    failures: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 impl fmt::Debug for TokenSource {
@@ -186,9 +254,14 @@ impl TokenSource {
             tenant_id: tenant_id.to_owned(),
             client_id: client_id.to_owned(),
             secret,
-            cached: Mutex::new(None),
+            store: "the configured credential".into(),
+            retry: RetryPolicy::default(),
+            backoff: Duration::from_secs(30),
+            epoch: AtomicU64::new(0),
+            state: Mutex::new(State::default()),
             requests: AtomicU64::new(0),
             tap: std::sync::OnceLock::new(),
+            failures: std::sync::Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -197,35 +270,114 @@ impl TokenSource {
         let _ = self.tap.set(tap);
     }
 
+    /// How transient failures (5xx, timeouts) of one token request are retried.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The first step of [`failure_backoff`].
+    pub fn with_failure_backoff(mut self, base: Duration) -> Self {
+        self.backoff = base;
+        self
+    }
+
+    /// Starts a new read of the calendars (a cycle): a failure remembered from an earlier
+    /// one is tried again once its backoff has passed.
+    pub fn new_epoch(&self) {
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Where the secret is stored (`the file …`, `$VAR`), named in the fix for a refused one.
+    pub fn with_secret_store(mut self, store: impl Into<String>) -> Self {
+        self.store = store.into();
+        self
+    }
+
+    /// Failed token requests (after their retries) by AADSTS code label.
+    pub fn failures_by_code(&self) -> BTreeMap<String, u64> {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// How many times the token endpoint was asked (for `status` and the tests).
     pub fn token_requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
 
     /// A valid token: the cached one, or a fresh one when it nears expiry.
+    /// While a failed request is remembered, its error comes back at once without asking
+    /// Entra again ([`failure_backoff`]).
     pub async fn token(&self) -> Result<Secret, TokenError> {
-        let mut cached = self.cached.lock().await;
-        if let Some(c) = cached.as_ref()
+        let mut state = self.state.lock().await;
+        if let Some(c) = state.cached.as_ref()
             && Instant::now() < c.refresh_at
         {
             return Ok(c.token.clone());
         }
-        let (token, lifetime) = self.fetch().await?;
-        // Refresh 5 minutes early; a short-lived token (simulator) at half its life.
-        let margin = REFRESH_MARGIN.min(lifetime / 2);
-        *cached = Some(Cached {
-            token: token.clone(),
-            refresh_at: Instant::now() + lifetime - margin,
-        });
-        Ok(token)
+        let epoch = self.epoch.load(Ordering::Relaxed);
+        if let Some(f) = state.failed.as_ref()
+            && (f.epoch == epoch || Instant::now() < f.retry_at)
+        {
+            return Err(f.error.clone());
+        }
+        match self.fetch_with_retries().await {
+            Ok((token, lifetime)) => {
+                // Refresh 5 minutes early; a short-lived token (simulator) at half its life.
+                let margin = REFRESH_MARGIN.min(lifetime / 2);
+                state.failed = None;
+                state.cached = Some(Cached {
+                    token: token.clone(),
+                    refresh_at: Instant::now() + lifetime - margin,
+                });
+                Ok(token)
+            }
+            Err(error) => {
+                let count = state.failed.as_ref().map_or(0, |f| f.count) + 1;
+                *self
+                    .failures
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(error.code_label())
+                    .or_default() += 1;
+                state.failed = Some(Failed {
+                    error: error.clone(),
+                    retry_at: Instant::now() + failure_backoff(self.backoff, count),
+                    count,
+                    epoch,
+                });
+                Err(error)
+            }
+        }
+    }
+
+    /// One token request with SPEC §5's retries for transient failures (5xx, timeouts);
+    /// a refusal is final at once.
+    async fn fetch_with_retries(&self) -> Result<(Secret, Duration), TokenError> {
+        let mut tries = 0;
+        let mut delays = self.retry.delays();
+        loop {
+            tries += 1;
+            match self.fetch().await {
+                Err(e) if !e.is_permanent() && tries < self.retry.max_tries => {
+                    let wait = delays.next().unwrap_or(self.retry.base_delay);
+                    tracing::debug!(try_no = tries, wait_ms = wait.as_millis() as u64, error = %e,
+                        "graph token request failed; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                r => return r,
+            }
+        }
     }
 
     /// Forgets `rejected` after Graph answered 401 with it. A token already replaced by a
     /// concurrent caller is kept, so a burst of 401s causes one refresh, not one each.
     pub async fn invalidate(&self, rejected: &Secret) {
-        let mut cached = self.cached.lock().await;
-        if cached.as_ref().is_some_and(|c| &c.token == rejected) {
-            *cached = None;
+        let mut state = self.state.lock().await;
+        if state.cached.as_ref().is_some_and(|c| &c.token == rejected) {
+            state.cached = None;
         }
     }
 
@@ -294,7 +446,8 @@ impl TokenSource {
                 detail: e.to_string(),
             },
         };
-        tracing::warn!(status, error = %err, "graph token request refused");
+        // Debug only: the cycle logs the failure once with the calendars it cost (SPEC §4).
+        tracing::debug!(status, error = %err, "graph token request refused");
         Err(err)
     }
 
@@ -305,9 +458,13 @@ impl TokenSource {
                 || aad.error_description.contains(&format!("AADSTS{code}:"))
         };
         if has(7_000_222) {
-            TokenError::SecretExpired
+            TokenError::SecretExpired {
+                store: self.store.clone(),
+            }
         } else if has(7_000_215) {
-            TokenError::SecretRejected
+            TokenError::SecretRejected {
+                store: self.store.clone(),
+            }
         } else if has(700_016) {
             TokenError::AppNotFound {
                 client_id: sanitize(&self.client_id, 60),
@@ -361,4 +518,19 @@ pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
         source = s.source();
     }
     detail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_token_is_remembered_30s_doubling_up_to_5_minutes() {
+        let base = Duration::from_secs(30);
+        let secs: Vec<u64> = (1..=7)
+            .map(|n| failure_backoff(base, n).as_secs())
+            .collect();
+        assert_eq!(secs, [30, 60, 120, 240, 300, 300, 300]);
+        assert_eq!(failure_backoff(Duration::ZERO, 3), Duration::ZERO);
+    }
 }

@@ -454,6 +454,8 @@ pub fn graph_options() -> GraphOptions {
         },
         connect_timeout: Duration::from_millis(500),
         request_timeout: Duration::from_millis(500),
+        // Remembered for the rest of the cycle only, so a cleared fault heals the next one.
+        token_backoff: Duration::ZERO,
     }
 }
 
