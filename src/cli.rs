@@ -90,6 +90,43 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Every write and refusal from the state's journal, with reason and outcome
+    History {
+        /// Only this queue (its number)
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only this member: ext:NNN, cu:NUMBER, or a bare extension or number
+        #[arg(long)]
+        member: Option<String>,
+        /// Only this person (part of the name, any case)
+        #[arg(long)]
+        person: Option<String>,
+        /// From TIME: RFC 3339 or "YYYY-MM-DD HH:MM" in the configured zone [default: 24 h before --until]
+        #[arg(long)]
+        since: Option<String>,
+        /// Up to TIME: RFC 3339 or "YYYY-MM-DD HH:MM" in the configured zone [default: now]
+        #[arg(long)]
+        until: Option<String>,
+        /// One JSON object per entry, one per line
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Per queue, who is desired over the next days and the gaps where nobody is (exit 1 on a gap)
+    Coverage {
+        /// How many days, today included
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// Only this queue (its number)
+        #[arg(long)]
+        queue: Option<String>,
+        /// One JSON object instead of the drawing
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Per queue: live, owned, desired now, next change; last cycle and calendar reads
     Status {
         /// Print one JSON object instead of text
@@ -257,7 +294,9 @@ impl Cli {
             | Command::Queue { config, .. }
             | Command::Agent { config, .. }
             | Command::Calendar { config, .. }
-            | Command::Doctor { config, .. } => config.path.clone(),
+            | Command::Doctor { config, .. }
+            | Command::History { config, .. }
+            | Command::Coverage { config, .. } => config.path.clone(),
             Command::Demo | Command::Sim { .. } | Command::Completions { .. } | Command::Man => {
                 return match &self.config {
                     Some(_) => Err(format!(
@@ -284,6 +323,8 @@ impl Command {
             Command::Plan { .. } => "plan",
             Command::Status { .. } => "status",
             Command::Doctor { .. } => "doctor",
+            Command::History { .. } => "history",
+            Command::Coverage { .. } => "coverage",
             Command::Explain { .. } => "explain",
             Command::CheckConfig { .. } => "check-config",
             Command::Demo => "demo",

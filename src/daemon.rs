@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::coverage::{self, GapWatch};
 use crate::cycle::{Calendars, Clock, Mode, Pbx, Reconciler};
 use crate::store::StoreError;
 use crate::watchdog::{Heartbeat, keep_alive, stall_limit, watchdog_too_short};
@@ -133,6 +134,7 @@ async fn run_loop<C: Calendars, P: Pbx, K: Clock>(
     let mut failures: u32 = 0;
     let mut last_full = rec.clock().now();
     let mut last_prune: Option<DateTime<Utc>> = None;
+    let mut gaps = GapWatch::default();
     let mut ready = false;
     info!(poll_interval = %humantime::format_duration(poll), "rooster started");
 
@@ -161,6 +163,9 @@ async fn run_loop<C: Calendars, P: Pbx, K: Clock>(
             }
         }
         let now = rec.clock().now();
+        if mode == Mode::Full {
+            watch_gaps(rec, &mut gaps, now);
+        }
         // Pruning writes: only through the writer, never in a dry run (SPEC §3 rule 5).
         if last_prune.is_none_or(|t| now - t > chrono::Duration::days(1)) {
             if let Some(store) = rec.writer() {
@@ -190,6 +195,36 @@ async fn run_loop<C: Calendars, P: Pbx, K: Clock>(
     notifier.stopping();
     info!("rooster stopped");
     Ok(())
+}
+
+/// SPEC §4: gaps are exported for the next 7 days and warned about within 72 h.
+const GAP_HORIZON: chrono::Duration = chrono::Duration::days(7);
+const GAP_WARN_WITHIN: chrono::Duration = chrono::Duration::hours(72);
+
+/// SPEC §4 "History and coverage": exports each queue's next gap and its gap seconds over
+/// the next 7 days, and warns once per queue about a gap starting within 72 h. After full
+/// cycles only: a boundary cycle reads no events, so the coverage cannot have changed.
+fn watch_gaps<C: Calendars, P: Pbx, K: Clock>(
+    rec: &Reconciler<C, P, K>,
+    watch: &mut GapWatch,
+    now: DateTime<Utc>,
+) {
+    let outlook = coverage::gap_outlook(rec.schedule(), rec.config(), now, GAP_HORIZON);
+    let tz = rec.config().timezone;
+    for (queue, from, to) in watch.check(&outlook, now, GAP_WARN_WITHIN) {
+        let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z");
+        warn!(
+            queue = %queue,
+            gap_from = %from.to_rfc3339(),
+            gap_to = %to.to_rfc3339(),
+            "queue {queue} will have nobody in it from {} to {}: no calendar event puts anyone in and no static or fallback member covers it",
+            local(from),
+            local(to)
+        );
+    }
+    if let Some(m) = rec.metrics() {
+        m.gaps(&outlook);
+    }
 }
 
 /// Sleeps until `wake` (by `clock`), beating the heartbeat at the watchdog's pace. Returns

@@ -684,10 +684,29 @@ async fn run_with(
 
     cancel.cancel();
     stop_daemon(daemon).await?;
+    // SPEC §4 `history`: what an operator would read afterwards, from the same journal.
+    let history = crate::commands::history::read(
+        &store,
+        watch.since,
+        Utc::now(),
+        &crate::commands::history::HistoryFilter::default(),
+    )
+    .await;
     store.close().await;
 
     let outcome = verdict(checkpoints, watch.changes);
     summary(&mut p, &outcome)?;
+    p.heading("rooster history (the last entries)")?;
+    match history {
+        Ok(entries) => {
+            for e in entries.iter().rev().take(8).rev() {
+                let mut line = Vec::new();
+                e.render(cfg.timezone, &mut line)?;
+                p.line(String::from_utf8_lossy(&line).trim_end())?;
+            }
+        }
+        Err(e) => p.line(&format!("history could not be read: {e}"))?,
+    }
     doctor_checklist(&mut p, &cfg, graph).await?;
     Ok(outcome)
 }

@@ -4,6 +4,7 @@
 //! - [`model`]: validated identifiers, members, events, secrets.
 //! - [`config`]: the TOML file → validated typed config; secrets.
 //! - [`schedule`]: events + rules + instant → desired members, next boundary (pure).
+//! - [`coverage`]: desired sets over a period → gaps and fallback-only intervals (pure).
 //! - [`plan`]: desired + live + owned + read status → actions and refusals (pure).
 //! - [`tring`]: the TRiNG proxy API client and response parsing.
 //! - [`graph`]: the Microsoft Graph calendar reader.
@@ -14,12 +15,14 @@
 //! - [`cycle`], [`daemon`], [`watchdog`]: one reconcile pass; the long-running loop; its
 //!   systemd watchdog.
 //! - [`metrics`], [`health`]: `/metrics`, and the verdict `/healthz` and `status` share.
+//! - [`web`]: the status page for the team (optional).
 //! - [`sim`]: simulated Graph and TRiNG servers for the demo and tests.
 //! - [`cli`]: the command line, and the completions and man page generated from it.
 
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod coverage;
 pub mod cycle;
 pub mod daemon;
 pub mod demo;
@@ -38,3 +41,4 @@ pub mod sim;
 pub mod store;
 pub mod tring;
 pub mod watchdog;
+pub mod web;

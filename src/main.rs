@@ -88,6 +88,34 @@ async fn dispatch(cli: Cli) -> Result<u8, CommandError> {
     if let Command::CheckConfig { .. } = cli.command {
         return commands::check_config(&path, out);
     }
+    // Read only the state: they need no secrets, so they work for any user who can read it.
+    if let Command::History {
+        queue,
+        member,
+        person,
+        since,
+        until,
+        json,
+        ..
+    } = cli.command
+    {
+        let cfg = rooster::config::Config::load(&path)?;
+        let args = commands::history::HistoryArgs {
+            queue,
+            member,
+            person,
+            since,
+            until,
+        };
+        return commands::history::run(&cfg, &args, json, out).await;
+    }
+    if let Command::Coverage {
+        days, queue, json, ..
+    } = cli.command
+    {
+        let cfg = rooster::config::Config::load(&path)?;
+        return commands::coverage::run(&cfg, days, queue.as_deref(), json, out).await;
+    }
     if let Command::Doctor {
         json, save_replies, ..
     } = cli.command
@@ -150,6 +178,8 @@ async fn dispatch(cli: Cli) -> Result<u8, CommandError> {
         | Command::Demo
         | Command::Sim { .. }
         | Command::Doctor { .. }
+        | Command::History { .. }
+        | Command::Coverage { .. }
         | Command::Completions { .. }
         | Command::Man => unreachable!("handled above"),
     }

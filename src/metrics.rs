@@ -77,6 +77,10 @@ struct Families {
     token_failures: Family<Labels, Counter>,
     refusals: Family<Labels, Counter>,
     members: Family<Labels, Gauge>,
+    /// Per queue: when its next gap starts (0: none within 7 days), and the seconds of gap
+    /// in the next 7 days (SPEC §4 "History and coverage").
+    next_gap: Family<Labels, Gauge>,
+    gap_seconds: Family<Labels, Gauge>,
     calendars: Gauge,
     calendars_failing: Gauge,
     last_cycle: Gauge,
@@ -116,6 +120,8 @@ impl Metrics {
             token_failures: Family::default(),
             refusals: Family::default(),
             members: Family::default(),
+            next_gap: Family::default(),
+            gap_seconds: Family::default(),
             calendars: Gauge::default(),
             calendars_failing: Gauge::default(),
             last_cycle: Gauge::default(),
@@ -194,6 +200,18 @@ impl Metrics {
             "Members per queue: live (TRiNG list), desired (calendars), owned (added by rooster)",
             f.members.clone(),
         );
+        registry.register_with_unit(
+            "queue_next_gap_timestamp",
+            "Unix time at which the queue's next gap (nobody desired) starts, 0 when none within 7 days",
+            Unit::Seconds,
+            f.next_gap.clone(),
+        );
+        registry.register_with_unit(
+            "queue_gap_next_7_days",
+            "Seconds in the next 7 days in which nobody is desired in the queue",
+            Unit::Seconds,
+            f.gap_seconds.clone(),
+        );
         registry.register("calendars", "Calendars the rules read", f.calendars.clone());
         registry.register(
             "calendars_failing",
@@ -270,6 +288,16 @@ impl Metrics {
             }
         }
         self
+    }
+
+    /// The gap outlook of the last full cycle, per queue.
+    pub fn gaps(&self, outlook: &std::collections::BTreeMap<QueueNo, crate::coverage::GapOutlook>) {
+        for (q, o) in outlook {
+            let l = labels([("queue", q.as_str())]);
+            let next = o.next_gap.map_or(0, |(from, _)| from.timestamp());
+            self.f.next_gap.get_or_create(&l).set(next);
+            self.f.gap_seconds.get_or_create(&l).set(o.gap_seconds);
+        }
     }
 
     fn facts(&self) -> std::sync::MutexGuard<'_, HealthFacts> {

@@ -173,6 +173,18 @@ pub enum RefusalKind {
     UnreadableQueue,
 }
 
+impl RefusalKind {
+    /// The name SPEC §4 `plan --json` gives the kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalKind::IncompleteRead => "incomplete_read",
+            RefusalKind::KeepLast => "keep_last",
+            RefusalKind::RemovalCap => "removal_cap",
+            RefusalKind::UnreadableQueue => "unreadable_queue",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Refusal {
     pub kind: RefusalKind,

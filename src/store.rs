@@ -40,13 +40,14 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// which the crate does not enable, so the list is spelled out: add each new file here.
 /// Every file in `migrations/`, in order; `every_migration_file_is_applied` in tests/store.rs
 /// fails when one is left out.
-const MIGRATIONS: [(i64, &str, &str); 2] = [
+const MIGRATIONS: [(i64, &str, &str); 3] = [
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (
         2,
         "held writes",
         include_str!("../migrations/0002_held_writes.sql"),
     ),
+    (3, "history", include_str!("../migrations/0003_history.sql")),
 ];
 
 fn migrator() -> Migrator {
@@ -1249,6 +1250,191 @@ impl Store {
             })
             .collect()
     }
+
+    // ---- history (SPEC §4 "History and coverage") ----
+
+    /// Records the refusals and held-back writes of `queue` in this cycle (SPEC §4
+    /// `history`). A refusal the queue's previous cycle also made extends that row; one no
+    /// longer made is closed. Rows closed more than 90 days ago are pruned here, as the
+    /// journal is (SPEC §4 "State").
+    pub async fn log_refusals(
+        &self,
+        queue: &QueueNo,
+        notes: &[RefusalNote],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.writable()?;
+        let step = "recording refusal history";
+        let mut tx = self.pool.begin().await.map_err(self.query_failed(step))?;
+        let mut kept: Vec<i64> = Vec::with_capacity(notes.len());
+        for n in notes {
+            let member = n.member.as_ref().map(Member::to_string).unwrap_or_default();
+            let open: Option<i64> = sqlx::query_scalar(
+                "UPDATE refusal_log SET last_ms = ?, last_cycle_id = (SELECT max(id) FROM cycles) \
+                 WHERE open = 1 AND queue = ? AND member = ? AND kind = ? AND reason = ? \
+                 RETURNING id",
+            )
+            .bind(to_ms(at))
+            .bind(queue.as_str())
+            .bind(&member)
+            .bind(&n.kind)
+            .bind(&n.reason)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(self.query_failed(step))?;
+            let id = match open {
+                Some(id) => id,
+                None => sqlx::query_scalar(
+                    "INSERT INTO refusal_log (queue, member, kind, person, reason, \
+                        first_cycle_id, first_ms, last_cycle_id, last_ms) \
+                     VALUES (?, ?, ?, ?, ?, (SELECT max(id) FROM cycles), ?, \
+                        (SELECT max(id) FROM cycles), ?) RETURNING id",
+                )
+                .bind(queue.as_str())
+                .bind(&member)
+                .bind(&n.kind)
+                .bind(n.person.as_deref())
+                .bind(&n.reason)
+                .bind(to_ms(at))
+                .bind(to_ms(at))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(self.query_failed(step))?,
+            };
+            kept.push(id);
+        }
+        let standing: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM refusal_log WHERE open = 1 AND queue = ?")
+                .bind(queue.as_str())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(self.query_failed(step))?;
+        for id in standing.into_iter().filter(|id| !kept.contains(id)) {
+            sqlx::query("UPDATE refusal_log SET open = 0 WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.query_failed(step))?;
+        }
+        sqlx::query("DELETE FROM refusal_log WHERE open = 0 AND last_ms < ?")
+            .bind(to_ms(at - chrono::Duration::days(HISTORY_DAYS)))
+            .execute(&mut *tx)
+            .await
+            .map_err(self.query_failed(step))?;
+        tx.commit().await.map_err(self.query_failed(step))?;
+        Ok(())
+    }
+
+    /// The refusals that stood at some time in `[since, until]`, oldest first.
+    pub async fn refusal_history(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<RefusalRecord>, StoreError> {
+        // (id, queue, member, kind, person, reason, first_cycle, first_ms, last_cycle,
+        //  last_ms, open)
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            Option<i64>,
+            i64,
+            Option<i64>,
+            i64,
+            bool,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, queue, member, kind, person, reason, first_cycle_id, first_ms, \
+                    last_cycle_id, last_ms, open \
+             FROM refusal_log WHERE last_ms >= ? AND first_ms <= ? ORDER BY first_ms, id",
+        )
+        .bind(to_ms(since))
+        .bind(to_ms(until))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.query_failed("reading refusal history"))?;
+        rows.into_iter()
+            .map(|r| {
+                let row = || format!("refusal_log row {}", r.0);
+                Ok(RefusalRecord {
+                    queue: self.queue(row, &r.1)?,
+                    note: RefusalNote {
+                        member: match r.2.as_str() {
+                            "" => None,
+                            m => Some(self.member(row, m)?),
+                        },
+                        kind: r.3,
+                        person: r.4,
+                        reason: r.5,
+                    },
+                    first_cycle: r.6.map(CycleId),
+                    first: self.time(row, r.7)?,
+                    last_cycle: r.8.map(CycleId),
+                    last: self.time(row, r.9)?,
+                    standing: r.10,
+                })
+            })
+            .collect()
+    }
+
+    /// The journal rows recorded in `[since, until]`, oldest first, each with the cycle that
+    /// recorded it (`None` for rows older than the history migration).
+    pub async fn journal_history(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<(Option<CycleId>, JournalRow)>, StoreError> {
+        let cycles: BTreeMap<i64, Option<i64>> = sqlx::query_as::<_, (i64, Option<i64>)>(
+            "SELECT id, cycle_id FROM journal WHERE at_ms >= ? AND at_ms <= ?",
+        )
+        .bind(to_ms(since))
+        .bind(to_ms(until))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.query_failed("reading the journal"))?
+        .into_iter()
+        .collect();
+        let mut rows: Vec<_> = self
+            .journal(since, u32::MAX)
+            .await?
+            .into_iter()
+            .filter_map(|r| Some((cycles.get(&r.id.0)?.map(CycleId), r)))
+            .collect();
+        rows.reverse();
+        Ok(rows)
+    }
+}
+
+/// SPEC §4 "State": history is kept 90 days.
+const HISTORY_DAYS: i64 = 90;
+
+/// A refusal or held-back write of one cycle, as the executor reports it for `history`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RefusalNote {
+    /// `incomplete_read`, `keep_last`, `removal_cap`, `unreadable_queue` (SPEC §4 `plan
+    /// --json` names) or `held` (SPEC §3 rule 9).
+    pub kind: String,
+    /// `None` when the refusal concerns the whole queue.
+    pub member: Option<Member>,
+    pub person: Option<String>,
+    /// The refusal's sentence; for `held`, TRiNG's answer. Already sanitised.
+    pub reason: String,
+}
+
+/// A refusal as the history keeps it: from the first cycle that made it to the last.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusalRecord {
+    pub queue: QueueNo,
+    pub note: RefusalNote,
+    pub first_cycle: Option<CycleId>,
+    pub first: DateTime<Utc>,
+    pub last_cycle: Option<CycleId>,
+    pub last: DateTime<Utc>,
+    /// The queue's latest cycle still made it.
+    pub standing: bool,
 }
 
 // ---- rows as stored, read by column name ----

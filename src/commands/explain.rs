@@ -78,16 +78,6 @@ impl Report for ExplainReport {
     }
 }
 
-fn queue_arg(cfg: &Config, q: &str) -> Result<QueueNo, CommandError> {
-    let number = QueueNo::parse(q).map_err(|e| CommandError::Usage(e.to_string()))?;
-    if cfg.queue(&number).is_none() {
-        return Err(CommandError::Usage(format!(
-            "queue {number} is not in the config; rooster only manages queues the config names"
-        )));
-    }
-    Ok(number)
-}
-
 /// `explain QUEUE [--at TIME]`.
 pub async fn explain(
     cfg: Config,

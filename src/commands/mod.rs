@@ -27,7 +27,9 @@ use crate::tring::{KnownMembers, TringClient};
 
 mod calendar;
 mod check_config;
+pub mod coverage;
 mod explain;
+pub mod history;
 mod plan;
 mod queue;
 mod run;
@@ -205,6 +207,17 @@ pub(super) async fn observe_now(
     let mut rec = reconciler(cfg, secrets, true).await?;
     let obs = rec.observe(true).await?;
     Ok((rec, obs))
+}
+
+/// A queue number given on the command line: valid, and one the config names.
+pub(super) fn queue_arg(cfg: &Config, q: &str) -> Result<QueueNo, CommandError> {
+    let number = QueueNo::parse(q).map_err(|e| CommandError::Usage(e.to_string()))?;
+    if cfg.queue(&number).is_none() {
+        return Err(CommandError::Usage(format!(
+            "queue {number} is not in the config; rooster only manages queues the config names"
+        )));
+    }
+    Ok(number)
 }
 
 /// Where the config comes from (SPEC §4): `--config`, else `$ROOSTER_CONFIG`, else

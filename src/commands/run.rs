@@ -40,6 +40,13 @@ pub async fn run(cfg: Config, secrets: &Secrets, dry_run: bool) -> Result<u8, Co
         info!(addr = %bound, "metrics on /metrics and /healthz");
         rec = rec.with_metrics(m);
     }
+    // SPEC §4 "Status page": off unless `[web] listen` is set.
+    if let Some(addr) = rec.config().web {
+        let bound = crate::web::serve(addr, Arc::new(rec.config().clone()), cancel.clone())
+            .await
+            .map_err(|e| CommandError::Usage(format!("web: cannot listen on {addr}: {e}")))?;
+        info!(addr = %bound, "status page on /");
+    }
     daemon::run(&mut rec, &SystemdNotifier::from_env(), cancel).await?;
     Ok(EXIT_OK)
 }

@@ -33,6 +33,8 @@ pub struct QueueStatus {
     pub owned: Vec<Member>,
     pub desired: Vec<Member>,
     pub next_change: Option<NextChange>,
+    /// SPEC §4 "History and coverage": the next interval with nobody desired (7 days).
+    pub next_gap: Option<GapLine>,
     pub refusals: Vec<String>,
     /// SPEC §3 rule 9: writes TRiNG refused for good, not sent again for now.
     pub held: Vec<HeldWrite>,
@@ -44,6 +46,14 @@ pub struct NextChange {
     pub at: DateTime<Utc>,
     pub join: Vec<Member>,
     pub leave: Vec<Member>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GapLine {
+    #[serde(with = "rfc3339")]
+    pub from: DateTime<Utc>,
+    #[serde(with = "rfc3339")]
+    pub to: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,6 +114,7 @@ pub async fn status_report(
     let desired = sched.desired_at(&cfg.roster(), now);
     let boundary = sched.next_boundary(&cfg.roster(), now);
     let after = boundary.map(|b| (b, sched.desired_at(&cfg.roster(), b)));
+    let gaps = crate::coverage::gap_outlook(&sched, cfg, now, chrono::Duration::days(7));
     let members_of = |d: &schedule::Desired, q: &QueueNo| -> BTreeSet<Member> {
         d.queues
             .get(q)
@@ -149,6 +160,10 @@ pub async fn status_report(
                 .collect(),
             desired: d.into_iter().collect(),
             next_change,
+            next_gap: gaps
+                .get(&q.number)
+                .and_then(|g| g.next_gap)
+                .map(|(from, to)| GapLine { from, to }),
             refusals: refusals.get(&q.number).cloned().unwrap_or_default(),
             held: held
                 .iter()
@@ -239,6 +254,14 @@ impl Report for StatusReport {
                     local(n.at, tz),
                     list(&n.join),
                     list(&n.leave)
+                )?;
+            }
+            if let Some(g) = &q.next_gap {
+                writeln!(
+                    out,
+                    "  gap      {} – {}: nobody desired",
+                    local(g.from, tz),
+                    local(g.to, tz)
                 )?;
             }
             for r in &q.refusals {

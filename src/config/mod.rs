@@ -34,6 +34,8 @@ pub struct Config {
     pub window: Duration,
     pub state: PathBuf,
     pub metrics: Option<SocketAddr>,
+    /// `[web] listen`: the status page (SPEC §4 "Status page"); off when `None`.
+    pub web: Option<SocketAddr>,
     pub tring: TringConfig,
     pub graph: GraphConfig,
     pub persons: Vec<Person>,
@@ -251,6 +253,7 @@ impl Config {
             window: top.window,
             state: top.state,
             metrics: top.metrics,
+            web: top.web,
             tring,
             graph,
             persons,

@@ -13,6 +13,7 @@ pub(super) struct RawConfig {
     pub(super) window: Option<Spanned<String>>,
     pub(super) state: Option<Spanned<String>>,
     pub(super) metrics: Option<Spanned<String>>,
+    pub(super) web: Option<Spanned<RawWeb>>,
     pub(super) tring: Spanned<RawTring>,
     pub(super) graph: Spanned<RawGraph>,
     #[serde(default)]
@@ -21,6 +22,13 @@ pub(super) struct RawConfig {
     pub(super) queue: Vec<Spanned<RawQueue>>,
     #[serde(default)]
     pub(super) rule: Vec<Spanned<RawRule>>,
+}
+
+/// `[web]`: the status page (SPEC §4 "Status page").
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWeb {
+    pub(super) listen: Spanned<String>,
 }
 
 #[derive(Deserialize)]

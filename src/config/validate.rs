@@ -75,6 +75,8 @@ pub(super) struct TopLevel {
     pub(super) window: Duration,
     pub(super) state: PathBuf,
     pub(super) metrics: Option<SocketAddr>,
+    /// `[web] listen`.
+    pub(super) web: Option<SocketAddr>,
 }
 
 /// The top-level keys. `default_state` is used when `state` is not given (SPEC §4: it comes
@@ -135,12 +137,28 @@ pub(super) fn top_level(
             )
         })?),
     };
+    let web = match &raw.web {
+        None => None,
+        Some(w) => {
+            let listen = &w.get_ref().listen;
+            Some(listen.get_ref().parse::<SocketAddr>().map_err(|_| {
+                ctx.err_at(
+                    listen,
+                    format!(
+                        "web.listen: {:?} is not an address like \"127.0.0.1:9188\"",
+                        listen.get_ref()
+                    ),
+                )
+            })?)
+        }
+    };
     Ok(TopLevel {
         timezone,
         poll_interval,
         window,
         state,
         metrics,
+        web,
     })
 }
 

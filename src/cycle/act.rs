@@ -66,9 +66,11 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         let Some(store) = self.writer().cloned() else {
             return Ok(());
         };
+        let now = self.clock.now();
         if unreadable {
             // Rule 2: nothing is known of this queue; its holds stay as they are.
             store.set_refusals(q, &refusal_lines).await?;
+            store.log_refusals(q, &report.refusal_notes, now).await?;
             return Ok(());
         }
         for m in &plan.forget_owned {
@@ -76,7 +78,6 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             store.forget_owned(q, m).await?;
         }
         let basis = self.basis(q);
-        let now = self.clock.now();
         let mut held: BTreeMap<(Member, WriteAction), HeldWrite> = store
             .held_writes()
             .await?
@@ -142,6 +143,12 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                 debug!(action = action.as_str(), queue = %q, member = %a.member, person, answer = %h.answer, "write held back: TRiNG refused it for good earlier");
                 report.held += 1;
                 report.errors.push(held_line(h));
+                report.refusal_notes.push(RefusalNote {
+                    kind: "held".into(),
+                    member: Some(a.member.clone()),
+                    person: a.person.clone(),
+                    reason: h.answer.clone(),
+                });
                 in_full = false;
                 continue;
             }
@@ -246,6 +253,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             }
         }
         store.set_refusals(q, &refusal_lines).await?;
+        store.log_refusals(q, &report.refusal_notes, now).await?;
         if in_full {
             report.applied_in_full.insert(q.clone());
         }
@@ -282,6 +290,15 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             m.refusal(kind);
         }
         lines.push(format!("{kind:?}: {member} {reason}"));
+        let member = member.parse::<Member>().ok();
+        report.refusal_notes.push(RefusalNote {
+            kind: kind.as_str().into(),
+            person: member
+                .as_ref()
+                .and_then(|m| person_of(&self.cfg.persons, m)),
+            member,
+            reason: sanitize(reason, 300),
+        });
     }
 
     /// What a held write depends on (SPEC §3 rule 9): the config, and the last good read of

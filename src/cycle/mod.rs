@@ -28,11 +28,13 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::model::{CalendarRef, Event, Member, QueueNo, sanitize};
 use crate::plan::{
-    ActionKind, PlanWarning, QueueInput, QueuePlan, RefusalKind, plan_queue, refusal_reason,
+    ActionKind, PlanWarning, QueueInput, QueuePlan, RefusalKind, person_of, plan_queue,
+    refusal_reason,
 };
 use crate::schedule::{self, Desired, Feeds, Schedule, ScheduleBuilder};
 use crate::store::{
-    CalendarRead, CycleRecord, HeldWrite, Intent, Outcome, Store, StoreError, WriteAction,
+    CalendarRead, CycleRecord, HeldWrite, Intent, Outcome, RefusalNote, Store, StoreError,
+    WriteAction,
 };
 use crate::tring::WriteOutcome;
 
@@ -78,6 +80,8 @@ pub struct CycleReport {
     pub interrupted: bool,
     /// Writes held back because TRiNG refused them for good (SPEC §3 rule 9), this cycle.
     pub held: u32,
+    /// One queue's refusals and held-back writes, for `history` (not merged across queues).
+    pub refusal_notes: Vec<RefusalNote>,
     /// The queues whose plan ran to its end with every write confirmed: only their desired
     /// sets count as applied, so a boundary cycle takes up the others again.
     pub applied_in_full: BTreeSet<QueueNo>,
@@ -213,6 +217,13 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
     }
     pub fn store(&self) -> Option<&Store> {
         self.store.as_ref()
+    }
+    /// The schedule of the last read (coverage and gap alerts, SPEC §4).
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.as_ref()
     }
 
     /// The next instant some queue's desired set changes, from the last events read.
