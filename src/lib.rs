@@ -2,22 +2,26 @@
 //!
 //! Layout (SPEC §7):
 //! - [`model`]: validated identifiers, members, events, secrets.
-//! - [`config`]: the TOML file → validated typed config; secrets.
-//! - [`schedule`]: events + rules + instant → desired members, next boundary (pure).
+//! - [`config`]: the TOML file → validated typed config (raw types, validation per table,
+//!   secrets loading).
+//! - [`roster`]: what the pure core reads of the config (zone, window, persons, queues, rules).
+//! - [`schedule`]: roster + events + instant → desired members, next boundary (pure).
 //! - [`coverage`]: desired sets over a period → gaps and fallback-only intervals (pure).
-//! - [`plan`]: desired + live + owned + read status → actions and refusals (pure).
-//! - [`tring`]: the TRiNG proxy API client and response parsing.
-//! - [`graph`]: the Microsoft Graph calendar reader.
-//! - [`store`]: SQLite state.
+//! - [`plan`]: desired + live + owned + read status → actions and refusals, and the one gate
+//!   that decides every del (pure).
+//! - [`journal`]: SPEC §3 rule 7, the write protocol: intent, outcome, settlement.
+//! - [`cycle`]: one reconcile pass by phase (ports, observe, decide, act, deadlines).
+//! - [`daemon`], [`watchdog`]: the long-running loop; its systemd watchdog.
+//! - [`tring`], [`graph`]: the adapters: clients, parsing, their port impls, redaction.
 //! - [`retry`]: the retry policy both HTTP clients share (backoff, jitter, `Retry-After`).
-//! - [`cycle`], [`daemon`]: one reconcile pass; the long-running loop.
-//! - [`replies`]: the answers the clients received, for `rooster doctor`.
-//! - [`cycle`], [`daemon`], [`watchdog`]: one reconcile pass; the long-running loop; its
-//!   systemd watchdog.
+//! - [`store`]: SQLite state (WAL, migrations, writer lock, read-only mode).
 //! - [`metrics`], [`health`]: `/metrics`, and the verdict `/healthz` and `status` share.
 //! - [`web`]: the status page for the team (optional).
-//! - [`sim`]: simulated Graph and TRiNG servers for the demo and tests.
+//! - [`commands`]: one file per command, each returning a typed report.
 //! - [`cli`]: the command line, and the completions and man page generated from it.
+//! - [`replies`]: the answers the clients received, for `rooster doctor --save-replies`.
+//! - [`logging`]: tracing set-up (journald priorities, URL-bearing events capped).
+//! - [`demo`], [`sim`]: the demo, and simulated Graph and TRiNG servers for it and the tests.
 
 pub mod cli;
 pub mod commands;
