@@ -253,9 +253,7 @@ pub fn plan_queue(input: &QueueInput) -> QueuePlan {
         plan.refused.push(Refusal {
             kind: RefusalKind::UnreadableQueue,
             member: None,
-            reason: format!(
-                "queue {queue}: live membership could not be read; queue left alone this cycle"
-            ),
+            reason: unreadable_reason(&queue),
         });
         return plan;
     };
@@ -360,6 +358,11 @@ pub fn plan_queue(input: &QueueInput) -> QueuePlan {
         });
     }
     plan
+}
+
+/// SPEC §3 rule 2's sentence: the queue could not be listed, so nothing is done to it.
+fn unreadable_reason(queue: &QueueNo) -> String {
+    format!("queue {queue}: live membership could not be read; queue left alone this cycle")
 }
 
 /// The sentence for a del held back by `kind`, as the log, `status` and `plan --json` show it.

@@ -1184,26 +1184,21 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets the holds of `queue` except those for `keep` (the writes its plan still wants).
-    pub async fn release_held_writes(
+    /// Forgets one hold: the write was accepted, or the plan no longer wants it.
+    pub async fn release_held_write(
         &self,
         queue: &QueueNo,
-        keep: &[(Member, WriteAction)],
+        member: &Member,
+        action: WriteAction,
     ) -> Result<(), StoreError> {
         self.writable()?;
-        let held = self.held_writes().await?;
-        for h in held.iter().filter(|h| &h.queue == queue) {
-            if keep.iter().any(|(m, a)| m == &h.member && *a == h.action) {
-                continue;
-            }
-            sqlx::query("DELETE FROM held_writes WHERE queue = ? AND member = ? AND action = ?")
-                .bind(h.queue.as_str())
-                .bind(h.member.to_string())
-                .bind(h.action.as_str())
-                .execute(&self.pool)
-                .await
-                .map_err(self.query_failed("releasing a held write"))?;
-        }
+        sqlx::query("DELETE FROM held_writes WHERE queue = ? AND member = ? AND action = ?")
+            .bind(queue.as_str())
+            .bind(member.to_string())
+            .bind(action.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(self.query_failed("releasing a held write"))?;
         Ok(())
     }
 

@@ -364,3 +364,58 @@ async fn a_boundary_write_that_failed_is_retried_at_the_next_boundary() {
     );
     h.shutdown().await;
 }
+
+/// SPEC §3 rule 9: a write held back is tried again once the config changes (the admin
+/// registered the number, or corrected the config, and restarted rooster).
+#[tokio::test]
+async fn a_held_write_is_tried_again_when_the_config_changes() {
+    let h = Harness::start().await;
+    h.tring.inject(Fault {
+        queue: Some(q("700")),
+        action: Some(Action::Add),
+        kind: FaultKind::ErrorIn200(format!("Custom destination {PIET_MOBILE} not found")),
+        times: Some(1),
+    });
+    let clock = ManualClock::at(Utc::now());
+    let store = h.open_store().await.expect("store opens");
+    let mut rec = reconciler_with(&h, clock.clone(), store, false).await;
+    assert_eq!(full_cycle(&mut rec).await.held, 1);
+    assert_eq!(
+        full_cycle(&mut rec).await.held,
+        1,
+        "held while nothing changed"
+    );
+    assert_eq!(adds_to(&h, "700", PIET_MOBILE), 1);
+    drop(rec);
+
+    // The restart with an edited config: the hold no longer applies.
+    let mut cfg = (*h.cfg).clone();
+    cfg.queues[2].name = "Piket (24/7)".into();
+    let store = h.open_store().await.expect("store opens");
+    let mut rec = within(
+        "building the reconciler",
+        10,
+        Reconciler::new(
+            std::sync::Arc::new(cfg),
+            h.graph_client(),
+            h.pbx.clone(),
+            clock.clone(),
+            Some(store),
+            false,
+        ),
+    )
+    .await
+    .expect("reconciler builds");
+    let report = full_cycle(&mut rec).await;
+    assert_eq!(
+        adds_to(&h, "700", PIET_MOBILE),
+        2,
+        "tried again after the change"
+    );
+    assert_eq!(report.held, 0);
+    assert_eq!(
+        h.tring.members(&q("700")),
+        vec![m(&format!("cu:{PIET_MOBILE}"))]
+    );
+    h.shutdown().await;
+}

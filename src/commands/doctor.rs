@@ -28,6 +28,14 @@ use crate::schedule::{self, CalendarEvents, Schedule, ScheduleWarning};
 use crate::store::{self, OpenMode, Store, StoreError};
 use crate::tring::{KnownMembers, RejectReason, TringClient, TringClientOptions, TringError};
 
+/// Doctor answers a person at a terminal: each request is tried at most twice, and a
+/// `Retry-After` is waited for at most 10 s, so a run takes seconds.
+const DOCTOR_RETRY: RetryPolicy = RetryPolicy {
+    max_tries: 2,
+    base_delay: Duration::from_secs(1),
+    max_retry_after: Duration::from_secs(10),
+};
+
 /// SPEC §4 "Doctor": a host clock more than this far from a service's is a FAIL.
 const MAX_CLOCK_OFFSET: TimeDelta = TimeDelta::seconds(2);
 
@@ -269,11 +277,7 @@ async fn services(cfg: &Config, secrets: &Secrets, opts: &DoctorOptions, r: &mut
         &cfg.graph,
         secrets.graph_client_secret.clone(),
         GraphOptions {
-            retry: RetryPolicy {
-                max_tries: 2,
-                base_delay: Duration::from_secs(1),
-                max_retry_after: Duration::from_secs(10),
-            },
+            retry: DOCTOR_RETRY,
             ..GraphOptions::default()
         },
     );
@@ -289,11 +293,7 @@ async fn services(cfg: &Config, secrets: &Secrets, opts: &DoctorOptions, r: &mut
         &cfg.tring,
         secrets.tring_key.clone(),
         TringClientOptions {
-            retry: RetryPolicy {
-                max_tries: 2,
-                base_delay: Duration::from_secs(1),
-                max_retry_after: Duration::from_secs(10),
-            },
+            retry: DOCTOR_RETRY,
             ..TringClientOptions::default()
         },
     );

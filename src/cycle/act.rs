@@ -15,6 +15,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         &self,
         plan: &QueuePlan,
         live: Option<&BTreeSet<Member>>,
+        held: &[HeldWrite],
         cancel: &CancellationToken,
         deadlines: &Deadlines,
     ) -> Result<CycleReport, StoreError> {
@@ -27,13 +28,15 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         if let Some(live) = live {
             report.live_after.insert(plan.queue.clone(), live.clone());
         }
-        self.act_on(plan, cancel, deadlines, &mut report).await?;
+        self.act_on(plan, held, cancel, deadlines, &mut report)
+            .await?;
         Ok(report)
     }
 
     async fn act_on(
         &self,
         plan: &QueuePlan,
+        held: &[HeldWrite],
         cancel: &CancellationToken,
         deadlines: &Deadlines,
         report: &mut CycleReport,
@@ -77,22 +80,22 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             info!(queue = %q, member = %m, "owned member left the queue outside rooster and is not desired; no longer owned");
             store.forget_owned(q, m).await?;
         }
-        let basis = self.basis(q);
-        let mut held: BTreeMap<(Member, WriteAction), HeldWrite> = store
-            .held_writes()
-            .await?
-            .into_iter()
-            .filter(|h| &h.queue == q)
+        // Only a queue with a hold, or a write refused for good, needs what holds depend on.
+        let basis = || self.basis(q);
+        let mut held: BTreeMap<(Member, WriteAction), &HeldWrite> = held
+            .iter()
             .map(|h| ((h.member.clone(), h.action), h))
             .collect();
-        let wanted: Vec<(Member, WriteAction)> = plan
+        let wanted: BTreeSet<(Member, WriteAction)> = plan
             .actions
             .iter()
             .map(|a| (a.member.clone(), write_action(a.kind)))
             .collect();
         // Holds of writes the plan no longer wants are over (SPEC §3 rule 9: "until the
         // config or the calendars feeding it change").
-        store.release_held_writes(q, &wanted).await?;
+        for (m, a) in held.keys().filter(|k| !wanted.contains(*k)) {
+            store.release_held_write(q, m, *a).await?;
+        }
         held.retain(|k, _| wanted.contains(k));
 
         // SPEC §3 rules 1, 3 and 4 asked again before each del, of the gate the plan asked,
@@ -137,7 +140,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             // SPEC §3 rule 9: a write TRiNG refused for good is not sent again until the
             // config or the calendars feeding the queue change, or an hour has passed.
             if let Some(h) = held.get(&(a.member.clone(), action))
-                && h.basis == basis
+                && h.basis == basis()
                 && now < h.since + HOLD_FOR
             {
                 debug!(action = action.as_str(), queue = %q, member = %a.member, person, answer = %h.answer, "write held back: TRiNG refused it for good earlier");
@@ -184,8 +187,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                     };
                     journal.outcome(id, &recorded, self.clock.now()).await?;
                     if held.remove(&(a.member.clone(), action)).is_some() {
-                        let still: Vec<_> = held.keys().cloned().collect();
-                        store.release_held_writes(q, &still).await?;
+                        store.release_held_write(q, &a.member, action).await?;
                     }
                     let live = report.live_after.entry(q.clone()).or_default();
                     match a.kind {
@@ -224,7 +226,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                             action,
                             person: a.person.clone(),
                             answer: sanitize(&message, 300),
-                            basis,
+                            basis: basis(),
                             since: self.clock.now(),
                         };
                         error!(action = action.as_str(), queue = %q, member = %a.member, person, answer = %h.answer, "TRiNG refused the write for a reason retrying cannot fix; not sending it again until the config or the calendars feeding the queue change, or for an hour");

@@ -361,6 +361,13 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         // does not depend on which queue finished first.
         // A queue's part is built only when its turn comes: an unstarted one is as large as
         // its deepest await (the HTTP request inside), and a tenant has hundreds of queues.
+        // The holds of SPEC §3 rule 9, read once for the cycle rather than once per queue.
+        let mut held: BTreeMap<QueueNo, Vec<HeldWrite>> = BTreeMap::new();
+        if let Some(store) = self.writer() {
+            for h in store.held_writes().await? {
+                held.entry(h.queue.clone()).or_default().push(h);
+            }
+        }
         let mut parts = Vec::with_capacity(decision.plans.len());
         {
             let mut waiting = decision.plans.iter().enumerate();
@@ -371,7 +378,8 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                         break;
                     };
                     let live = obs.live.get(&plan.queue).and_then(|r| r.as_ref().ok());
-                    let part = self.act(plan, live, cancel, &deadlines);
+                    let holds = held.get(&plan.queue).map_or(&[][..], Vec::as_slice);
+                    let part = self.act(plan, live, holds, cancel, &deadlines);
                     running.push(async move { (n, part.await) });
                 }
                 match running.next().await {
