@@ -23,6 +23,7 @@ use rooster::model::{
 };
 use rooster::plan::{QueueInput, QueuePlan, plan_queue};
 use rooster::schedule::{CalendarEvents, DesiredMember, Schedule};
+use rooster::words::Words;
 
 const PERSONS: usize = 2000;
 const EVENTS: usize = 50;
@@ -180,25 +181,29 @@ fn world() -> World {
     }
 }
 
-/// One full evaluation: desired at `t`, then the plan of every queue.
+/// One full evaluation: desired at `t`, then the plan of every queue, with each action's
+/// sentence worded as the cycle words it for the log.
 fn evaluate(w: &World, schedule: &Schedule, t: DateTime<Utc>, live: &Live) -> Vec<QueuePlan> {
     let empty_desired: BTreeMap<Member, DesiredMember> = BTreeMap::new();
     let empty_set: BTreeSet<Member> = BTreeSet::new();
     let desired = schedule.desired_at(&w.cfg.roster(), t);
+    let words = Words::new(w.cfg.roster());
     w.cfg
         .queues
         .iter()
         .map(|q| {
             let set = live.get(&q.number).unwrap_or(&empty_set);
-            plan_queue(&QueueInput {
+            let plan = plan_queue(&QueueInput {
                 queue: q,
                 desired: desired.queues.get(&q.number).unwrap_or(&empty_desired),
                 live: Some(set),
                 owned: set,
                 complete: true,
-                persons: &w.cfg.persons,
-                timezone: w.cfg.timezone,
-            })
+            });
+            for a in &plan.actions {
+                std::hint::black_box(words.action(a));
+            }
+            plan
         })
         .collect()
 }

@@ -156,11 +156,11 @@ impl QueueCoverage {
 /// schedule was built from. Empty spans lists when `from >= to`.
 pub fn coverage(
     schedule: &Schedule,
-    cfg: &Config,
+    roster: &Config,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Vec<QueueCoverage> {
-    let mut out: Vec<QueueCoverage> = cfg
+    let mut out: Vec<QueueCoverage> = roster
         .queues
         .iter()
         .map(|q| QueueCoverage {
@@ -173,12 +173,12 @@ pub fn coverage(
         .collect();
     let mut t = from;
     while t < to {
-        let desired = schedule.desired_at(&cfg.roster(), t);
+        let desired = schedule.desired_at(&roster.roster(), t);
         let next = schedule
-            .next_boundary(&cfg.roster(), t)
+            .next_boundary(&roster.roster(), t)
             .filter(|b| *b < to)
             .unwrap_or(to);
-        for (qc, cov) in cfg.queues.iter().zip(out.iter_mut()) {
+        for (qc, cov) in roster.queues.iter().zip(out.iter_mut()) {
             let set: BTreeSet<Member> = desired
                 .queues
                 .get(&qc.number)
@@ -209,11 +209,11 @@ pub struct GapOutlook {
 
 pub fn gap_outlook(
     schedule: &Schedule,
-    cfg: &Config,
+    roster: &Config,
     now: DateTime<Utc>,
     horizon: Duration,
 ) -> BTreeMap<QueueNo, GapOutlook> {
-    coverage(schedule, cfg, now, now + horizon)
+    coverage(schedule, roster, now, now + horizon)
         .into_iter()
         .map(|c| {
             let outlook = GapOutlook {

@@ -8,7 +8,8 @@
 //! - [`schedule`]: roster + events + instant → desired members, next boundary (pure).
 //! - [`coverage`]: desired sets over a period → gaps and fallback-only intervals (pure).
 //! - [`plan`]: desired + live + owned + read status → actions and refusals, and the one gate
-//!   that decides every del (pure).
+//!   that decides every del (pure), as data.
+//! - [`words`]: the plan's data put into sentences with the roster's names and zone.
 //! - [`journal`]: SPEC §3 rule 7, the write protocol: intent, outcome, settlement.
 //! - [`cycle`]: one reconcile pass by phase (ports, observe, decide, act, deadlines).
 //! - [`daemon`], [`watchdog`]: the long-running loop; its systemd watchdog.
@@ -46,3 +47,4 @@ pub mod store;
 pub mod tring;
 pub mod watchdog;
 pub mod web;
+pub mod words;

@@ -5,7 +5,12 @@
 //! Pure: no HTTP, SQL, clock or logging. The executor performs `actions` in order (adds first,
 //! then dels, so a queue is never momentarily emptier than it has to be), records `refused`
 //! and `warnings`, and drops `forget_owned` from the owned set. The plan never branches on a
-//! member's provenance; `reason` only carries it to logs and `plan --json`.
+//! member's provenance.
+//!
+//! The plan returns data, not sentences: why a member is added is the schedule's `Why`s, why
+//! a del is held back is a [`RefusalKind`]. `crate::words` puts them into the sentences the
+//! log, `plan`, `explain` and `status` show, with the roster's names and time zone, so the
+//! plan needs neither.
 //!
 //! Whether a del may go is decided in one place, [`DelGate`]: the plan asks it counting every
 //! add as landed (its forecast), and the executor asks it again before each del counting only
@@ -13,14 +18,12 @@
 //! the old member in place).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
-use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::config::{Ownership, Person, QueueConfig};
+use crate::config::{Ownership, QueueConfig};
 use crate::model::{Member, QueueNo};
-use crate::schedule::DesiredMember;
+use crate::schedule::{DesiredMember, Why};
 
 /// Everything the plan for one queue depends on.
 #[derive(Debug, Clone, Copy)]
@@ -35,10 +38,6 @@ pub struct QueueInput<'a> {
     /// Every calendar feeding this queue (`schedule::calendars_feeding`) was read completely
     /// this cycle (rule 1).
     pub complete: bool,
-    /// The configured persons, only to name the person behind a member that is removed.
-    pub persons: &'a [Person],
-    /// The configured zone, only for the times in `reason`.
-    pub timezone: Tz,
 }
 
 /// What one cycle does to one queue.
@@ -107,11 +106,6 @@ impl DelGate {
         None
     }
 
-    /// Rule 4's cap, for the sentences that name it.
-    pub fn max_removals(&self) -> usize {
-        self.max_removals
-    }
-
     /// TRiNG confirmed `m` is in the queue (added, or answered "already a member").
     pub fn added(&mut self, m: &Member) {
         self.present.insert(m.clone());
@@ -151,12 +145,16 @@ pub struct Action {
     #[serde(rename = "action")]
     pub kind: ActionKind,
     pub member: Member,
+    /// For an add, the person the schedule names; `None` for a del (`crate::words` names it
+    /// from the roster).
     pub person: Option<String>,
-    /// One sentence for the log line and `plan --json`, naming rule and event for adds:
-    /// `rule "support shifts": "Support" in jan@acme.nl 2026-03-30 09:00–17:00`.
-    pub reason: String,
+    /// For an add, the rules, events, static or fallback entries that want the member; empty
+    /// for a del (nothing wants it: that is why it goes).
+    pub why: Vec<Why>,
     /// An add that puts back an owned member someone removed behind rooster's back.
     pub drift: bool,
+    /// A del of a member rooster did not add, from an exclusive queue.
+    pub unowned: bool,
 }
 
 /// Why a del (or a whole queue) was held back. Serialised as SPEC §4 `plan --json` names them.
@@ -190,7 +188,6 @@ pub struct Refusal {
     pub kind: RefusalKind,
     /// The member not removed; `None` for [`RefusalKind::UnreadableQueue`].
     pub member: Option<Member>,
-    pub reason: String,
 }
 
 /// Something the log must say about this queue that is not a refusal.
@@ -205,32 +202,6 @@ pub enum PlanWarning {
     },
     /// Rule 1: adds only this cycle; `postponed` dels were held back.
     IncompleteRead { queue: QueueNo, postponed: usize },
-}
-
-impl fmt::Display for PlanWarning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PlanWarning::Drift {
-                queue,
-                member,
-                person,
-            } => {
-                write!(f, "queue {queue}: {member}")?;
-                if let Some(p) = person {
-                    write!(f, " ({p})")?;
-                }
-                write!(
-                    f,
-                    " was removed outside rooster while still desired; adding it again"
-                )
-            }
-            PlanWarning::IncompleteRead { queue, postponed } => write!(
-                f,
-                "queue {queue}: a calendar feeding it was not read completely; \
-                 adds only, {postponed} removal(s) postponed"
-            ),
-        }
-    }
 }
 
 /// The plan for one queue (SPEC §3), safety rules applied in this order: unreadable queue
@@ -253,36 +224,27 @@ pub fn plan_queue(input: &QueueInput) -> QueuePlan {
         plan.refused.push(Refusal {
             kind: RefusalKind::UnreadableQueue,
             member: None,
-            reason: unreadable_reason(&queue),
         });
         return plan;
     };
 
     // add = desired − live; an owned one among them was removed behind our back (drift).
     for (member, dm) in input.desired.iter().filter(|(m, _)| !live.contains(m)) {
-        let why = dm
-            .why
-            .iter()
-            .map(|w| w.describe(input.timezone))
-            .collect::<Vec<_>>()
-            .join("; ");
         let drift = input.owned.contains(member);
-        let reason = if drift {
+        if drift {
             plan.warnings.push(PlanWarning::Drift {
                 queue: queue.clone(),
                 member: member.clone(),
                 person: dm.person.clone(),
             });
-            format!("re-added after drift: {why}")
-        } else {
-            why
-        };
+        }
         plan.actions.push(Action {
             kind: ActionKind::Add,
             member: member.clone(),
             person: dm.person.clone(),
-            reason,
+            why: dm.why.clone(),
             drift,
+            unowned: false,
         });
     }
 
@@ -312,12 +274,6 @@ pub fn plan_queue(input: &QueueInput) -> QueuePlan {
             plan.refused.push(Refusal {
                 kind: RefusalKind::IncompleteRead,
                 member: Some((*m).clone()),
-                reason: refusal_reason(
-                    RefusalKind::IncompleteRead,
-                    &queue,
-                    m,
-                    input.queue.max_removals,
-                ),
             });
         }
         plan.warnings.push(PlanWarning::IncompleteRead {
@@ -338,81 +294,31 @@ pub fn plan_queue(input: &QueueInput) -> QueuePlan {
             plan.refused.push(Refusal {
                 kind,
                 member: Some(m.clone()),
-                reason: refusal_reason(kind, &queue, m, input.queue.max_removals),
             });
             continue;
         }
         forecast.del_sent(m);
-        let owned = input.owned.contains(m);
-        let reason = if owned {
-            "not desired: no active rule, static or fallback names it".to_owned()
-        } else {
-            "not desired: no active rule, static or fallback names it (exclusive queue)".to_owned()
-        };
         plan.actions.push(Action {
             kind: ActionKind::Del,
             member: m.clone(),
-            person: person_of(input.persons, m),
-            reason,
+            person: None,
+            why: Vec::new(),
             drift: false,
+            unowned: !input.owned.contains(m),
         });
     }
     plan
 }
 
-/// SPEC §3 rule 2's sentence: the queue could not be listed, so nothing is done to it.
-fn unreadable_reason(queue: &QueueNo) -> String {
-    format!("queue {queue}: live membership could not be read; queue left alone this cycle")
-}
-
-/// The sentence for a del held back by `kind`, as the log, `status` and `plan --json` show it.
-pub fn refusal_reason(
-    kind: RefusalKind,
-    queue: &QueueNo,
-    m: &Member,
-    max_removals: usize,
-) -> String {
-    match kind {
-        RefusalKind::IncompleteRead => format!(
-            "queue {queue}: not removing {m}: a calendar feeding the queue was not read \
-             completely this cycle"
-        ),
-        RefusalKind::KeepLast => format!(
-            "queue {queue}: not removing {m}: it is the last member and nobody replaces it \
-             (keep_last)"
-        ),
-        RefusalKind::RemovalCap => format!(
-            "queue {queue}: removal of {m} postponed: at most {max_removals} removal(s) per \
-             cycle (max_removals)"
-        ),
-        RefusalKind::UnreadableQueue => {
-            format!("queue {queue}: live membership could not be read; queue left alone this cycle")
-        }
-    }
-}
-
-/// The configured person a member stands for, if any (by extension or mobile).
-pub fn person_of(persons: &[Person], m: &Member) -> Option<String> {
-    let names: Vec<&str> = persons
-        .iter()
-        .filter(|p| match m {
-            Member::Agent(e) => &p.extension == e,
-            Member::Custom(c) => p.mobile.as_ref() == Some(c),
-        })
-        .map(|p| p.name.as_str())
-        .collect();
-    (!names.is_empty()).then(|| names.join(", "))
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::{DateTime, Utc};
-    use chrono_tz::Europe::Amsterdam;
     use proptest::prelude::*;
 
     use super::*;
+    use crate::config::Person;
     use crate::model::{Extension, Mailbox, Mobile};
-    use crate::schedule::{Why, WhyKind};
+    use crate::schedule::WhyKind;
 
     // ---- fixture builder -------------------------------------------------------------------
 
@@ -489,7 +395,7 @@ mod tests {
                     let member = m(s);
                     let dm = DesiredMember {
                         member: member.clone(),
-                        person: person_of(&persons(), &member),
+                        person: crate::words::person_of(&persons(), &member),
                         why: vec![shift_why()],
                     };
                     (member, dm)
@@ -526,15 +432,12 @@ mod tests {
             self
         }
         fn plan(&self) -> QueuePlan {
-            let persons = persons();
             plan_queue(&QueueInput {
                 queue: &self.queue,
                 desired: &self.desired,
                 live: self.live.as_ref(),
                 owned: &self.owned,
                 complete: self.complete,
-                persons: &persons,
-                timezone: Amsterdam,
             })
         }
         /// Live and owned after executing `plan` in full.
@@ -648,21 +551,23 @@ mod tests {
     }
 
     #[test]
-    fn actions_carry_person_and_reason() {
+    fn actions_carry_person_and_why_as_data() {
         let plan = Case::new()
             .desired(&["ext:201"])
-            .live(&["ext:202"])
+            .live(&["ext:202", "ext:299"])
             .owned(&["ext:202"])
+            .exclusive()
             .plan();
         let add = &plan.actions[0];
         assert_eq!(add.person.as_deref(), Some("Jan de Vries"));
-        assert_eq!(
-            add.reason,
-            "rule \"support shifts\": \"Support\" in jan@acme.nl 2026-03-30 09:00–17:00"
-        );
-        let del = &plan.actions[1];
-        assert_eq!(del.person.as_deref(), Some("Piet Bakker"));
-        assert!(del.reason.starts_with("not desired"), "{}", del.reason);
+        assert_eq!(add.why, vec![shift_why()]);
+        assert!(!add.drift && !add.unowned);
+        let (owned_del, hand_del) = (&plan.actions[1], &plan.actions[2]);
+        assert_eq!(owned_del.member, m("ext:202"));
+        assert!(owned_del.why.is_empty() && owned_del.person.is_none());
+        assert!(!owned_del.unowned, "rooster added ext:202");
+        assert_eq!(hand_del.member, m("ext:299"));
+        assert!(hand_del.unowned, "ext:299 was added by hand");
         let json = serde_json::to_value(&plan).expect("plan serialises");
         assert_eq!(json["actions"][0]["action"], "add");
         assert_eq!(json["actions"][0]["member"], "ext:201");
@@ -676,12 +581,13 @@ mod tests {
         let plan = Case::new().desired(&["ext:201"]).owned(&["ext:201"]).plan();
         assert_eq!(ops(&plan), ["add ext:201"]);
         assert!(plan.actions[0].drift);
-        assert!(plan.actions[0].reason.starts_with("re-added after drift"));
-        assert_eq!(plan.warnings.len(), 1);
-        assert!(
-            plan.warnings[0]
-                .to_string()
-                .contains("ext:201 (Jan de Vries)")
+        assert_eq!(
+            plan.warnings,
+            [PlanWarning::Drift {
+                queue: QueueNo::parse("600").expect("valid"),
+                member: m("ext:201"),
+                person: Some("Jan de Vries".into()),
+            }]
         );
         assert!(plan.forget_owned.is_empty());
     }

@@ -208,14 +208,14 @@ impl fmt::Display for ScheduleWarning {
 
 /// Every calendar some rule reads: each person's own calendar when any rule uses `"own"`,
 /// plus each shared calendar. Sorted, without duplicates.
-pub fn calendars_needed(cfg: &Roster) -> Vec<CalendarRef> {
+pub fn calendars_needed(roster: &Roster) -> Vec<CalendarRef> {
     let mut out = BTreeSet::new();
     // The persons' calendars once, not once per `own` rule: with a rule per queue that was
     // rules × persons clones.
-    if cfg.rules.iter().any(|r| r.calendar == RuleCalendar::Own) {
-        out = own_calendars(cfg);
+    if roster.rules.iter().any(|r| r.calendar == RuleCalendar::Own) {
+        out = own_calendars(roster);
     }
-    for rule in cfg.rules {
+    for rule in roster.rules {
         if let RuleCalendar::Shared(c) = &rule.calendar {
             out.insert(c.clone());
         }
@@ -235,15 +235,15 @@ pub struct Feeds {
 }
 
 /// [`Feeds`] of every configured queue (empty when no rule touches it).
-pub fn queue_feeds(cfg: &Roster) -> BTreeMap<QueueNo, Feeds> {
+pub fn queue_feeds(roster: &Roster) -> BTreeMap<QueueNo, Feeds> {
     let mut out: BTreeMap<QueueNo, Feeds> = BTreeMap::new();
-    for q in cfg.queues {
+    for q in roster.queues {
         out.entry(q.number.clone()).or_default();
     }
-    for rule in cfg.rules {
-        for qi in rule_queues(*cfg, rule) {
+    for rule in roster.rules {
+        for qi in rule_queues(*roster, rule) {
             // A queue number configured twice shares one entry.
-            let feeds = out.entry(cfg.queues[qi].number.clone()).or_default();
+            let feeds = out.entry(roster.queues[qi].number.clone()).or_default();
             match &rule.calendar {
                 RuleCalendar::Own => feeds.own = true,
                 RuleCalendar::Shared(c) => {
@@ -257,9 +257,9 @@ pub fn queue_feeds(cfg: &Roster) -> BTreeMap<QueueNo, Feeds> {
 
 /// Which calendars feed each managed queue, spelled out ([`queue_feeds`] with the persons'
 /// calendars in place of the `own` flag). Every configured queue has an entry.
-pub fn calendars_feeding(cfg: &Roster) -> BTreeMap<QueueNo, BTreeSet<CalendarRef>> {
-    let own = own_calendars(cfg);
-    queue_feeds(cfg)
+pub fn calendars_feeding(roster: &Roster) -> BTreeMap<QueueNo, BTreeSet<CalendarRef>> {
+    let own = own_calendars(roster);
+    queue_feeds(roster)
         .into_iter()
         .map(|(q, f)| {
             let mut set = if f.own { own.clone() } else { BTreeSet::new() };
@@ -270,8 +270,9 @@ pub fn calendars_feeding(cfg: &Roster) -> BTreeMap<QueueNo, BTreeSet<CalendarRef
 }
 
 /// Every person's own (default) calendar, sorted.
-pub fn own_calendars(cfg: &Roster) -> BTreeSet<CalendarRef> {
-    cfg.persons
+pub fn own_calendars(roster: &Roster) -> BTreeSet<CalendarRef> {
+    roster
+        .persons
         .iter()
         .filter_map(|p| p.mailbox.clone().map(CalendarRef::default_of))
         .collect()
@@ -279,14 +280,14 @@ pub fn own_calendars(cfg: &Roster) -> BTreeSet<CalendarRef> {
 
 /// The span calendars are read over: `now − max(1 day, largest lag) .. now + window` (SPEC §2).
 /// Looking back covers events that started earlier but are still active through their lag.
-pub fn read_window(cfg: &Roster, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+pub fn read_window(roster: &Roster, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
     let day = TimeDelta::days(1);
-    let back = cfg
+    let back = roster
         .rules
         .iter()
         .map(|r| delta(r.lag))
         .fold(day, TimeDelta::max);
-    (sat_sub(now, back), sat_add(now, delta(cfg.window)))
+    (sat_sub(now, back), sat_add(now, delta(roster.window)))
 }
 
 /// The desired members of every managed queue at `t` (SPEC §2):
@@ -294,8 +295,8 @@ pub fn read_window(cfg: &Roster, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime
 ///
 /// Builds a [`Schedule`] for this one call; a caller asking about several instants of the
 /// same events should build the schedule once and ask it.
-pub fn desired_at(cfg: &Roster, events: &CalendarEvents, t: DateTime<Utc>) -> Desired {
-    Schedule::new(cfg, events).desired_at(cfg, t)
+pub fn desired_at(roster: &Roster, events: &CalendarEvents, t: DateTime<Utc>) -> Desired {
+    Schedule::new(roster, events).desired_at(roster, t)
 }
 
 /// The first instant strictly after `after` at which some queue's desired *member set*
@@ -304,11 +305,11 @@ pub fn desired_at(cfg: &Roster, events: &CalendarEvents, t: DateTime<Utc>) -> De
 ///
 /// Builds a [`Schedule`] for this one call; see [`Schedule::next_boundary`].
 pub fn next_boundary(
-    cfg: &Roster,
+    roster: &Roster,
     events: &CalendarEvents,
     after: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    Schedule::new(cfg, events).next_boundary(cfg, after)
+    Schedule::new(roster, events).next_boundary(roster, after)
 }
 
 /// Every rule matched against one set of events, once: the activations (a matched event's
@@ -329,12 +330,12 @@ pub struct Schedule {
     /// Sorted by rule, then calendar as the rule lists them (person order for `own`), then
     /// event: persons sharing a member are named in this order.
     acts: Vec<Activation>,
-    /// The persons of every activation, indices into `cfg.persons`; an activation holds a
+    /// The persons of every activation, indices into `roster.persons`; an activation holds a
     /// range of it.
     persons: Vec<u32>,
     /// Per rule: what activations need from it.
     rules: Vec<RuleInfo>,
-    /// Per queue (index into `cfg.queues`): the activations touching it, in `acts` order.
+    /// Per queue (index into `roster.queues`): the activations touching it, in `acts` order.
     queue_acts: Vec<Vec<u32>>,
     /// Every activation's `from` and `to`, sorted by instant: the only instants at which a
     /// desired set can change.
@@ -351,7 +352,7 @@ pub struct Schedule {
 /// What the schedule needs of one rule.
 #[derive(Debug, Clone)]
 struct RuleInfo {
-    /// Indices into `cfg.queues` it touches (absence without queues: all).
+    /// Indices into `roster.queues` it touches (absence without queues: all).
     queues: Vec<usize>,
     /// `effect = "member"` (else `absent`).
     member: bool,
@@ -366,7 +367,7 @@ struct RuleInfo {
 /// [`add_calendar`]: ScheduleBuilder::add_calendar
 /// [`finish`]: ScheduleBuilder::finish
 pub struct ScheduleBuilder<'c> {
-    cfg: Roster<'c>,
+    roster: Roster<'c>,
     names: NameIndex<'c>,
     mailboxes: MailboxIndex,
     rules: Vec<RuleInfo>,
@@ -391,13 +392,13 @@ pub struct ScheduleBuilder<'c> {
 }
 
 impl<'c> ScheduleBuilder<'c> {
-    pub fn new(cfg: &Roster<'c>) -> Self {
-        let cfg = *cfg;
-        let rules = cfg
+    pub fn new(roster: &Roster<'c>) -> Self {
+        let roster = *roster;
+        let rules = roster
             .rules
             .iter()
             .map(|r| RuleInfo {
-                queues: rule_queues(cfg, r).collect(),
+                queues: rule_queues(roster, r).collect(),
                 member: r.effect == Effect::Member,
                 member_as: r.member_as,
                 lead: delta(r.lead),
@@ -406,7 +407,7 @@ impl<'c> ScheduleBuilder<'c> {
             .collect();
         let mut by_category: HashMap<String, Vec<usize>> = HashMap::new();
         let mut uncategorised: Vec<usize> = Vec::new();
-        for (r, rule) in cfg.rules.iter().enumerate() {
+        for (r, rule) in roster.rules.iter().enumerate() {
             if rule.matcher.categories.is_empty() {
                 uncategorised.push(r);
             }
@@ -414,13 +415,13 @@ impl<'c> ScheduleBuilder<'c> {
                 by_category.entry(c.to_lowercase()).or_default().push(r);
             }
         }
-        let rule_subjects = cfg
+        let rule_subjects = roster
             .rules
             .iter()
             .map(|r| r.matcher.subject.as_ref().map(|s| s.to_lowercase()))
             .collect();
         let mut owners: HashMap<CalendarRef, Vec<usize>> = HashMap::new();
-        for (p, person) in cfg.persons.iter().enumerate() {
+        for (p, person) in roster.persons.iter().enumerate() {
             if let Some(mb) = &person.mailbox {
                 owners
                     .entry(CalendarRef::default_of(mb.clone()))
@@ -429,15 +430,15 @@ impl<'c> ScheduleBuilder<'c> {
             }
         }
         let mut shared: HashMap<&CalendarRef, Vec<usize>> = HashMap::new();
-        for (r, rule) in cfg.rules.iter().enumerate() {
+        for (r, rule) in roster.rules.iter().enumerate() {
             if let RuleCalendar::Shared(c) = &rule.calendar {
                 shared.entry(c).or_default().push(r);
             }
         }
         ScheduleBuilder {
-            cfg,
-            names: NameIndex::new(cfg.persons),
-            mailboxes: MailboxIndex::new(cfg.persons),
+            roster,
+            names: NameIndex::new(roster.persons),
+            mailboxes: MailboxIndex::new(roster.persons),
             rules,
             by_category,
             uncategorised,
@@ -465,7 +466,7 @@ impl<'c> ScheduleBuilder<'c> {
     /// Matches every rule reading `cal` against its events. Adding one calendar twice counts
     /// its events twice; callers add each calendar once.
     pub fn add_calendar(&mut self, cal: &CalendarRef, evs: &[Event]) {
-        let cfg = self.cfg;
+        let roster = self.roster;
         let own_positions = self.owners.get(cal).map(Vec::as_slice).unwrap_or_default();
         let shared_rules = self.shared.get(cal).map(Vec::as_slice).unwrap_or_default();
         if own_positions.is_empty() && shared_rules.is_empty() {
@@ -493,7 +494,7 @@ impl<'c> ScheduleBuilder<'c> {
             let mut subject_lower: Option<String> = None;
             let mut subject: Option<(Box<str>, u32)> = None;
             for &r in &self.candidates {
-                let rule = &cfg.rules[r];
+                let rule = &roster.rules[r];
                 let positions: &[usize] = match rule.calendar {
                     RuleCalendar::Own => own_positions,
                     RuleCalendar::Shared(_) if shared_rules.contains(&r) => &[0],
@@ -513,7 +514,7 @@ impl<'c> ScheduleBuilder<'c> {
                     (text, id)
                 });
                 let Some(act) = activation(
-                    &cfg,
+                    &roster,
                     &self.names,
                     &self.mailboxes,
                     Matched {
@@ -556,7 +557,7 @@ impl<'c> ScheduleBuilder<'c> {
         // unique per activation, so the unstable sort is deterministic.
         acts.sort_unstable_by_key(|a| (a.rule, a.pos, a.event));
         acts.shrink_to_fit();
-        let mut queue_acts: Vec<Vec<u32>> = vec![Vec::new(); self.cfg.queues.len()];
+        let mut queue_acts: Vec<Vec<u32>> = vec![Vec::new(); self.roster.queues.len()];
         let mut edges = Vec::with_capacity(acts.len() * 2);
         for (i, a) in acts.iter().enumerate() {
             for &qi in &self.rules[a.rule as usize].queues {
@@ -589,9 +590,9 @@ impl<'c> ScheduleBuilder<'c> {
 }
 
 impl Schedule {
-    /// Matches every rule of `cfg` against `events`.
-    pub fn new(cfg: &Roster, events: &CalendarEvents) -> Schedule {
-        let mut builder = ScheduleBuilder::new(cfg);
+    /// Matches every rule of `roster` against `events`.
+    pub fn new(roster: &Roster, events: &CalendarEvents) -> Schedule {
+        let mut builder = ScheduleBuilder::new(roster);
         for (cal, evs) in events {
             builder.add_calendar(cal, evs);
         }
@@ -609,8 +610,8 @@ impl Schedule {
 
     /// Per rule, in config order: how many events it turned into activations. `rooster doctor`
     /// warns about a rule at 0 (a category or subject typo, SPEC §4 "Doctor").
-    pub fn activations_per_rule(&self, cfg: &Roster) -> Vec<usize> {
-        let mut counts = vec![0; cfg.rules.len()];
+    pub fn activations_per_rule(&self, roster: &Roster) -> Vec<usize> {
+        let mut counts = vec![0; roster.rules.len()];
         for a in &self.acts {
             if let Some(c) = counts.get_mut(a.rule as usize) {
                 *c += 1;
@@ -627,10 +628,10 @@ impl Schedule {
 
     /// The desired members of every managed queue at `t` (SPEC §2):
     /// `static ∪ members of active member-rules − persons absent`, else `fallback` when empty.
-    /// `cfg` must be the config the schedule was built from.
-    pub fn desired_at(&self, cfg: &Roster, t: DateTime<Utc>) -> Desired {
+    /// `roster` must be the config the schedule was built from.
+    pub fn desired_at(&self, roster: &Roster, t: DateTime<Utc>) -> Desired {
         // The activations live at `t`, handed to their queues once (in `acts` order).
-        let mut active: Vec<Vec<usize>> = vec![Vec::new(); cfg.queues.len()];
+        let mut active: Vec<Vec<usize>> = vec![Vec::new(); roster.queues.len()];
         for (i, a) in self.acts.iter().enumerate() {
             if a.covers(t) {
                 for &qi in self.queues_of(a) {
@@ -641,15 +642,15 @@ impl Schedule {
             }
         }
         let mut queues = BTreeMap::new();
-        for (q, live) in cfg.queues.iter().zip(&active) {
+        for (q, live) in roster.queues.iter().zip(&active) {
             let mut members: BTreeMap<Member, DesiredMember> = BTreeMap::new();
             let absent = self.absent_persons(live);
             for act in live.iter().map(|&i| &self.acts[i]) {
-                for (p, member) in self.members_of(cfg, act) {
+                for (p, member) in self.members_of(roster, act) {
                     if absent.contains(&p) {
                         continue;
                     }
-                    let name = &cfg.persons[p].name;
+                    let name = &roster.persons[p].name;
                     let entry = members
                         .entry(member.clone())
                         .or_insert_with(|| DesiredMember {
@@ -662,7 +663,7 @@ impl Schedule {
                         Some(prev) if prev.split(", ").any(|n| n == name) => prev,
                         Some(prev) => format!("{prev}, {name}"),
                     });
-                    entry.why.push(self.why(cfg, act));
+                    entry.why.push(self.why(roster, act));
                 }
             }
             // Static members stay whatever absences say: "static" means always (SPEC §2).
@@ -708,7 +709,7 @@ impl Schedule {
 
     /// The first instant strictly after `after` at which some queue's desired *member set*
     /// changes (provenance alone does not count), or `None` when nothing in the events read
-    /// changes it again. The daemon wakes at it (SPEC §5). `cfg` must be the config the
+    /// changes it again. The daemon wakes at it (SPEC §5). `roster` must be the config the
     /// schedule was built from.
     ///
     /// Desired sets are piecewise constant between activation edges (`start − lead`,
@@ -716,8 +717,8 @@ impl Schedule {
     /// order. At each, only the queues of the activations starting or ending there can
     /// change: their member sets just before and at the edge are compared, from the
     /// activations live per queue, which are kept up to date edge by edge.
-    pub fn next_boundary(&self, cfg: &Roster, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let nq = cfg.queues.len();
+    pub fn next_boundary(&self, roster: &Roster, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let nq = roster.queues.len();
         let mut live: Vec<Vec<usize>> = vec![Vec::new(); nq];
         for (qi, acts) in self.queue_acts.iter().enumerate().take(nq) {
             live[qi].extend(
@@ -745,7 +746,7 @@ impl Schedule {
             }
             let before: Vec<BTreeSet<Member>> = touched
                 .iter()
-                .map(|&qi| self.member_set(cfg, &cfg.queues[qi], &live[qi]))
+                .map(|&qi| self.member_set(roster, &roster.queues[qi], &live[qi]))
                 .collect();
             for &(_, i) in here {
                 let i = i as usize;
@@ -764,7 +765,7 @@ impl Schedule {
             let changed = touched
                 .iter()
                 .zip(&before)
-                .any(|(&qi, was)| self.member_set(cfg, &cfg.queues[qi], &live[qi]) != *was);
+                .any(|(&qi, was)| self.member_set(roster, &roster.queues[qi], &live[qi]) != *was);
             if changed {
                 return Some(at);
             }
@@ -778,11 +779,11 @@ impl Schedule {
 
     /// The reason an activation gives: its rule, calendar and event. The event's own span is
     /// the activation's without lead and lag (both at most 7 days, so never saturated).
-    fn why(&self, cfg: &Roster, a: &Activation) -> Why {
+    fn why(&self, roster: &Roster, a: &Activation) -> Why {
         let rule = self.rule(a);
         Why {
             kind: WhyKind::Event,
-            rule: cfg
+            rule: roster
                 .rules
                 .get(a.rule as usize)
                 .map(|r| r.name.clone())
@@ -810,7 +811,7 @@ impl Schedule {
         self.rule(a).map_or(&[], |r| r.queues.as_slice())
     }
 
-    /// The persons an activation is about, as indices into `cfg.persons`.
+    /// The persons an activation is about, as indices into `roster.persons`.
     fn persons_of(&self, a: &Activation) -> impl Iterator<Item = usize> + '_ {
         let from = a.first as usize;
         self.persons
@@ -824,14 +825,14 @@ impl Schedule {
     /// builder only kept persons who have what the rule needs.
     fn members_of<'a>(
         &'a self,
-        cfg: &Roster<'a>,
+        roster: &Roster<'a>,
         a: &Activation,
     ) -> impl Iterator<Item = (usize, Member)> + 'a {
-        let cfg = *cfg;
+        let roster = *roster;
         let rule = self.rule(a).filter(|r| r.member);
         let persons = rule.map(|_| self.persons_of(a)).into_iter().flatten();
         persons.filter_map(move |p| {
-            let person = cfg.persons.get(p)?;
+            let person = roster.persons.get(p)?;
             let member = match rule?.member_as {
                 MemberAs::Mobile => Member::Custom(person.mobile.clone()?),
                 MemberAs::Agent => Member::Agent(person.extension.clone()),
@@ -850,11 +851,11 @@ impl Schedule {
     }
 
     /// A queue's desired member set (no provenance) from the activations `live` on it.
-    fn member_set(&self, cfg: &Roster, q: &QueueConfig, live: &[usize]) -> BTreeSet<Member> {
+    fn member_set(&self, roster: &Roster, q: &QueueConfig, live: &[usize]) -> BTreeSet<Member> {
         let absent = self.absent_persons(live);
         let mut set: BTreeSet<Member> = live
             .iter()
-            .flat_map(|&i| self.members_of(cfg, &self.acts[i]))
+            .flat_map(|&i| self.members_of(roster, &self.acts[i]))
             .filter(|(p, _)| !absent.contains(p))
             .map(|(_, m)| m)
             .collect();
@@ -875,7 +876,7 @@ impl Schedule {
 struct Activation {
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    /// Index into `cfg.rules`.
+    /// Index into `roster.rules`.
     rule: u32,
     /// Index into `Schedule::calendars`.
     calendar: u32,
@@ -925,15 +926,15 @@ struct Matching {
 /// The activation of a matched event, or `None` when it is never active or names nobody
 /// usable (then with a warning pushed, kept until the activation would have ended).
 fn activation(
-    cfg: &Roster,
+    roster: &Roster,
     names: &NameIndex,
     mailboxes: &MailboxIndex,
     m: Matched,
     warnings: &mut Vec<(DateTime<Utc>, ScheduleWarning)>,
 ) -> Option<Matching> {
-    let rule = &cfg.rules[m.rule];
+    let rule = &roster.rules[m.rule];
     let ev = m.ev;
-    let (start, end) = event_span(ev, cfg.timezone);
+    let (start, end) = event_span(ev, roster.timezone);
     let from = sat_sub(start, delta(rule.lead));
     let to = sat_add(end, delta(rule.lag));
     if to <= from {
@@ -970,7 +971,7 @@ fn activation(
     };
     let mut usable = Vec::with_capacity(persons.len());
     for &p in persons.iter() {
-        let person = &cfg.persons[p];
+        let person = &roster.persons[p];
         if rule.effect == Effect::Member
             && rule.member_as == MemberAs::Mobile
             && person.mobile.is_none()
@@ -999,10 +1000,11 @@ fn activation(
     })
 }
 
-/// The managed queues a rule touches, as indices into `cfg.queues`. An absence rule without
+/// The managed queues a rule touches, as indices into `roster.queues`. An absence rule without
 /// queues touches them all; queues not in the config are never touched (SPEC §1).
-fn rule_queues<'c>(cfg: Roster<'c>, rule: &'c Rule) -> impl Iterator<Item = usize> + 'c {
-    cfg.queues
+fn rule_queues<'c>(roster: Roster<'c>, rule: &'c Rule) -> impl Iterator<Item = usize> + 'c {
+    roster
+        .queues
         .iter()
         .enumerate()
         .filter(|(_, q)| {
@@ -1074,7 +1076,7 @@ enum Unresolved {
     Ambiguous { name: String, persons: Vec<String> },
 }
 
-/// Who an event is about (SPEC §2 "Who the event is about"), as indices into `cfg.persons`.
+/// Who an event is about (SPEC §2 "Who the event is about"), as indices into `roster.persons`.
 /// `owners` are the persons whose mailbox holds the calendar read.
 fn who_is_it<'a>(
     names: &NameIndex,

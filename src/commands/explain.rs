@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::*;
+use crate::words::Words;
 
 /// What `explain` found for one queue.
 #[derive(Debug, Serialize)]
@@ -97,6 +98,7 @@ pub async fn explain(
     let live = obs.live.get(&q);
     let owned = obs.owned.get(&q).cloned().unwrap_or_default();
     let plan = decision.plans.iter().find(|p| p.queue == q);
+    let words = Words::new(rec.config().roster());
     let mut members: BTreeSet<Member> = desired.keys().cloned().collect();
     if let Some(Ok(l)) = live {
         members.extend(l.iter().cloned());
@@ -124,7 +126,7 @@ pub async fn explain(
             .map(|m| MemberLine {
                 live: matches!(live, Some(Ok(l)) if l.contains(&m)),
                 owned: owned.contains(&m),
-                person: crate::plan::person_of(&rec.config().persons, &m),
+                person: words.person_of(&m),
                 desired: desired
                     .get(&m)
                     .map(|d| d.why.iter().map(|w| w.describe(tz)).collect())
@@ -132,12 +134,12 @@ pub async fn explain(
                 next: plan
                     .into_iter()
                     .flat_map(|p| p.actions.iter().filter(|a| a.member == m))
-                    .map(|a| format!("{:?} ({})", a.kind, a.reason))
+                    .map(|a| format!("{:?} ({})", a.kind, words.action(a)))
                     .collect(),
                 held_back: plan
                     .into_iter()
                     .flat_map(|p| p.refused.iter().filter(|r| r.member.as_ref() == Some(&m)))
-                    .map(|r| r.reason.clone())
+                    .map(|r| words.refusal(&q, r.kind, r.member.as_ref()))
                     .collect(),
                 member: m,
             })

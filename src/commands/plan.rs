@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::*;
 use crate::plan::{ActionKind, RefusalKind};
+use crate::words::Words;
 
 /// SPEC §4 `plan --json`.
 #[derive(Debug, Serialize)]
@@ -69,6 +70,7 @@ pub struct RefusedLine {
 impl PlanReport {
     /// The report for `decision`, made from `obs` for the instant `at`.
     pub fn new(cfg: &Config, obs: &Observation, decision: &Decision, at: DateTime<Utc>) -> Self {
+        let words = Words::new(cfg.roster());
         let queues = decision
             .plans
             .iter()
@@ -117,8 +119,8 @@ impl PlanReport {
                     .map(|a| ActionLine {
                         action: a.kind,
                         member: a.member.clone(),
-                        person: a.person.clone(),
-                        reason: a.reason.clone(),
+                        person: words.person(a),
+                        reason: words.action(a),
                     })
                     .collect(),
                 refused: p
@@ -127,7 +129,7 @@ impl PlanReport {
                     .map(|r| RefusedLine {
                         kind: r.kind,
                         member: r.member.clone(),
-                        reason: r.reason.clone(),
+                        reason: words.refusal(&p.queue, r.kind, r.member.as_ref()),
                     })
                     .collect(),
             })

@@ -3,9 +3,21 @@
 //! the plan's `DelGate` again with only what TRiNG confirmed (rules 1, 3, 4), writes TRiNG
 //! refused for good held back (rule 9), shutdown checked between writes (SPEC §5).
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
 use super::deadlines::{Deadlines, human};
-use super::*;
+use super::ports::{Calendars, Clock, Pbx, Permanence, WriteError};
+use super::{CycleReport, Reconciler, SHUTDOWN_GRACE};
 use crate::journal::Journal;
+use crate::model::{Member, QueueNo, sanitize};
+use crate::plan::{ActionKind, PlanWarning, QueuePlan, RefusalKind};
+use crate::store::{HeldWrite, Intent, Outcome, RefusalNote, StoreError, WriteAction};
+use crate::tring::WriteOutcome;
+use crate::words::{Words, person_of};
 
 impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
     /// Carries out one queue's plan: logs refusals and warnings, writes each action between
@@ -42,6 +54,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         report: &mut CycleReport,
     ) -> Result<(), StoreError> {
         let q = &plan.queue;
+        let words = Words::new(self.cfg.roster());
         for w in &plan.warnings {
             // With nothing held back, the calendar's own failure (logged above) says it all.
             if !matches!(w, PlanWarning::IncompleteRead { postponed: 0, .. }) {
@@ -51,7 +64,8 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         let mut refusal_lines = Vec::new();
         for r in &plan.refused {
             let member = r.member.as_ref().map(|m| m.to_string()).unwrap_or_default();
-            self.refused(q, &member, r.kind, &r.reason, report, &mut refusal_lines);
+            let reason = words.refusal(q, r.kind, r.member.as_ref());
+            self.refused(q, &member, r.kind, &reason, report, &mut refusal_lines);
         }
         let unreadable = plan
             .refused
@@ -59,7 +73,9 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
             .any(|r| r.kind == RefusalKind::UnreadableQueue);
         if self.dry_run {
             for a in &plan.actions {
-                info!(action = ?a.kind, queue = %q, member = %a.member, person = a.person.as_deref().unwrap_or("-"), reason = %a.reason, "dry run: would write");
+                let person = words.person(a);
+                let person = person.as_deref().unwrap_or("-");
+                info!(action = ?a.kind, queue = %q, member = %a.member, person, reason = %words.action(a), "dry run: would write");
             }
             if !unreadable {
                 report.applied_in_full.insert(q.clone());
@@ -123,12 +139,14 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                 in_full = false;
                 break;
             }
-            let person = a.person.as_deref().unwrap_or("-");
+            let named = words.person(a);
+            let person = named.as_deref().unwrap_or("-");
+            let reason = words.action(a);
             let action = write_action(a.kind);
             if a.kind == ActionKind::Del
                 && let Some(kind) = gate.refuses(&a.member)
             {
-                let mut reason = refusal_reason(kind, q, &a.member, gate.max_removals());
+                let mut reason = words.refusal(q, kind, Some(&a.member));
                 if kind == RefusalKind::KeepLast {
                     reason.push_str(": the member meant to replace it was not added");
                 }
@@ -149,7 +167,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                 report.refusal_notes.push(RefusalNote {
                     kind: "held".into(),
                     member: Some(a.member.clone()),
-                    person: a.person.clone(),
+                    person: named.clone(),
                     reason: h.answer.clone(),
                 });
                 in_full = false;
@@ -161,8 +179,8 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                     queue: q.clone(),
                     member: a.member.clone(),
                     action,
-                    person: a.person.clone(),
-                    reason: sanitize(&a.reason, 300),
+                    person: named.clone(),
+                    reason: sanitize(&reason, 300),
                     at: self.clock.now(),
                 })
                 .await?;
@@ -206,7 +224,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                         (ActionKind::Add, true) => "member added again after drift",
                         (ActionKind::Del, _) => "member removed",
                     };
-                    info!(action = action.as_str(), queue = %q, member = %a.member, person, reason = %a.reason, "{msg}");
+                    info!(action = action.as_str(), queue = %q, member = %a.member, person, reason = %reason, "{msg}");
                 }
                 Err(WriteError::Refused {
                     permanence,
@@ -224,7 +242,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                             queue: q.clone(),
                             member: a.member.clone(),
                             action,
-                            person: a.person.clone(),
+                            person: named.clone(),
                             answer: sanitize(&message, 300),
                             basis: basis(),
                             since: self.clock.now(),

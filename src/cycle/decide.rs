@@ -2,7 +2,16 @@
 //! queue (both pure, `crate::schedule` and `crate::plan`); which queues a boundary cycle
 //! must take up.
 
-use super::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+
+use super::Reconciler;
+use super::observe::Observation;
+use super::ports::{Calendars, Clock, Pbx};
+use crate::model::{CalendarRef, QueueNo};
+use crate::plan::{QueueInput, QueuePlan, plan_queue};
+use crate::schedule::Desired;
 
 /// The decision for one instant: desired sets and one plan per queue.
 #[derive(Debug, Clone)]
@@ -51,8 +60,6 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                         live: obs.live.get(&q.number).and_then(|r| r.as_ref().ok()),
                         owned: obs.owned.get(&q.number).unwrap_or(&empty_set),
                         complete,
-                        persons: &self.cfg.persons,
-                        timezone: self.cfg.timezone,
                     })
                 })
                 .collect();

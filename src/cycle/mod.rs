@@ -12,31 +12,20 @@
 //! phases in order. The write protocol itself (SPEC §3 rule 7) is `crate::journal`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use serde::Serialize;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::model::{CalendarRef, Event, Member, QueueNo, sanitize};
-use crate::plan::{
-    ActionKind, PlanWarning, QueueInput, QueuePlan, RefusalKind, person_of, plan_queue,
-    refusal_reason,
-};
-use crate::schedule::{self, Desired, Feeds, Schedule, ScheduleBuilder};
-use crate::store::{
-    CalendarRead, CycleRecord, HeldWrite, Intent, Outcome, RefusalNote, Store, StoreError,
-    WriteAction,
-};
-use crate::tring::WriteOutcome;
+use crate::model::{CalendarRef, Member, QueueNo};
+use crate::schedule::{self, Feeds, Schedule};
+use crate::store::{CycleRecord, HeldWrite, RefusalNote, Store, StoreError};
 
 mod act;
 mod deadlines;

@@ -4,9 +4,25 @@
 //! those lists (SPEC §3 rule 7, `crate::journal`), and the owned sets read. Nothing here
 //! decides or writes to TRiNG.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+use tokio::sync::watch;
+use tracing::{error, warn};
+
 use super::deadlines::Deadlines;
-use super::*;
+use super::ports::{CalendarResult, Calendars, Clock, Pbx, ReadError};
+use super::{Reconciler, TRING_CONCURRENCY};
 use crate::journal::Journal;
+use crate::model::{CalendarRef, Event, Member, QueueNo};
+use crate::schedule::{self, Schedule, ScheduleBuilder};
+use crate::store::{CalendarRead, Store, StoreError};
 
 /// TRiNG `list` per queue; `Err` says why not (SPEC §3 rule 2).
 pub type Lists = BTreeMap<QueueNo, Result<BTreeSet<Member>, ReadError>>;
