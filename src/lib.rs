@@ -44,6 +44,8 @@ pub mod roster;
 pub mod schedule;
 pub mod sim;
 pub mod store;
+#[cfg(test)]
+mod testkit;
 pub mod tring;
 pub mod watchdog;
 pub mod web;

@@ -312,52 +312,15 @@ pub fn plan_queue(input: &QueueInput) -> QueuePlan {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{DateTime, Utc};
     use proptest::prelude::*;
 
     use super::*;
-    use crate::config::Person;
-    use crate::model::{Extension, Mailbox, Mobile};
-    use crate::schedule::WhyKind;
+    use crate::testkit::{jan_and_piet, member as m, support_shift as shift_why};
 
     // ---- fixture builder -------------------------------------------------------------------
 
-    fn m(s: &str) -> Member {
-        s.parse().expect("test member is valid")
-    }
-
     fn set(ms: &[&str]) -> BTreeSet<Member> {
         ms.iter().map(|s| m(s)).collect()
-    }
-
-    fn persons() -> Vec<Person> {
-        let p = |name: &str, mb: &str, ext: &str, mobile: Option<&str>| Person {
-            name: name.to_owned(),
-            mailbox: Some(Mailbox::parse(mb).expect("valid")),
-            extension: Extension::parse(ext).expect("valid"),
-            mobile: mobile.map(|s| Mobile::parse(s).expect("valid")),
-            aliases: Vec::new(),
-        };
-        vec![
-            p("Jan de Vries", "jan@acme.nl", "201", Some("0612345678")),
-            p("Piet Bakker", "piet@acme.nl", "202", None),
-        ]
-    }
-
-    fn shift_why() -> Why {
-        let t = |s: &str| {
-            DateTime::parse_from_rfc3339(s)
-                .expect("valid")
-                .with_timezone(&Utc)
-        };
-        Why {
-            kind: WhyKind::Event,
-            rule: "support shifts".into(),
-            calendar: "jan@acme.nl".into(),
-            subject: "Support".into(),
-            from: t("2026-03-30T07:00:00Z"),
-            to: t("2026-03-30T15:00:00Z"),
-        }
     }
 
     /// `Case::new().desired(["ext:201"]).live(["ext:202"]).owned(["ext:202"]).plan()`.
@@ -395,7 +358,7 @@ mod tests {
                     let member = m(s);
                     let dm = DesiredMember {
                         member: member.clone(),
-                        person: crate::words::person_of(&persons(), &member),
+                        person: crate::words::person_of(&jan_and_piet(), &member),
                         why: vec![shift_why()],
                     };
                     (member, dm)

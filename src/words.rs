@@ -139,27 +139,11 @@ impl fmt::Display for PlanWarning {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{DateTime, Utc};
     use chrono_tz::Europe::Amsterdam;
 
     use super::*;
     use crate::config::{Ownership, QueueConfig};
-    use crate::model::{Extension, Mailbox, Mobile};
-    use crate::schedule::{Why, WhyKind};
-
-    fn m(s: &str) -> Member {
-        s.parse().expect("test member is valid")
-    }
-
-    fn person(name: &str, mailbox: &str, ext: &str, mobile: Option<&str>) -> Person {
-        Person {
-            name: name.to_owned(),
-            mailbox: Some(Mailbox::parse(mailbox).expect("valid")),
-            extension: Extension::parse(ext).expect("valid"),
-            mobile: mobile.map(|s| Mobile::parse(s).expect("valid")),
-            aliases: Vec::new(),
-        }
-    }
+    use crate::testkit::{jan_and_piet, member as m, person, support_shift as shift};
 
     struct Team {
         persons: Vec<Person>,
@@ -169,11 +153,16 @@ mod tests {
     impl Team {
         fn new() -> Self {
             Team {
-                persons: vec![
-                    person("Jan de Vries", "jan@acme.nl", "201", Some("0612345678")),
-                    person("Piet Bakker", "piet@acme.nl", "202", None),
-                    person("Anna Smit", "anna@acme.nl", "203", Some("0612345678")),
-                ],
+                persons: [
+                    jan_and_piet(),
+                    vec![person(
+                        "Anna Smit",
+                        "anna@acme.nl",
+                        "203",
+                        Some("0612345678"),
+                    )],
+                ]
+                .concat(),
                 queues: vec![QueueConfig {
                     number: QueueNo::parse("600").expect("valid"),
                     name: "Support".into(),
@@ -194,22 +183,6 @@ mod tests {
                 queues: &self.queues,
                 rules: &[],
             })
-        }
-    }
-
-    fn shift() -> Why {
-        let t = |s: &str| {
-            DateTime::parse_from_rfc3339(s)
-                .expect("valid")
-                .with_timezone(&Utc)
-        };
-        Why {
-            kind: WhyKind::Event,
-            rule: "support shifts".into(),
-            calendar: "jan@acme.nl".into(),
-            subject: "Support".into(),
-            from: t("2026-03-30T07:00:00Z"),
-            to: t("2026-03-30T15:00:00Z"),
         }
     }
 
