@@ -26,14 +26,13 @@ use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
 /// Targets that log URLs or headers below `info`.
-pub const URL_LOGGING_TARGETS: [&str; 8] = [
+pub const URL_LOGGING_TARGETS: [&str; 7] = [
     "reqwest",
     "hyper",
     "hyper_util",
     "h2",
     "rustls",
     "tower_http",
-    "oauth2",
     "sqlx",
 ];
 
