@@ -1,6 +1,15 @@
 //! `rooster calendar MAILBOX` (SPEC §4): what rooster reads from one calendar, normalised.
 
-use super::*;
+use std::io::Write;
+
+use chrono::Utc;
+use chrono_tz::Tz;
+use serde_json::{Value, json};
+
+use super::{CommandError, EXIT_OK, Report, clients, emit, local, parse_time};
+use crate::config::{Config, Secrets};
+use crate::model::{CalendarRef, Event, EventTime, Mailbox, sanitize};
+use crate::schedule;
 
 /// The arguments of `calendar`.
 pub struct CalendarArgs<'a> {

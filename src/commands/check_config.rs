@@ -1,9 +1,15 @@
 //! `rooster check-config` (SPEC §4): the config and its secrets validated, with a summary.
 //! An invalid config never gets here: loading fails with the file, line and key at fault.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
 use serde::Serialize;
 
-use super::*;
+use super::{CommandError, EXIT_OK, Report, emit, load};
+use crate::config::{Config, Ownership};
+use crate::model::QueueNo;
+use crate::schedule;
 
 /// The summary of a valid config. Holds no secret, only that each was loaded.
 #[derive(Debug, Serialize)]

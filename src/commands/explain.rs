@@ -1,9 +1,17 @@
 //! `rooster explain QUEUE [--at TIME]` (SPEC §4): for each member desired or live, why — the
 //! rule, event subject, calendar and times — and what the next cycle would do to it.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::*;
+use super::{
+    CommandError, EXIT_OK, Report, emit, local, observe_now, parse_time, queue_arg, rfc3339,
+};
+use crate::config::{Config, Secrets};
+use crate::model::{Member, QueueNo};
 use crate::words::Words;
 
 /// What `explain` found for one queue.

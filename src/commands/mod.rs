@@ -4,24 +4,18 @@
 
 pub mod doctor;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::warn;
 
-use crate::config::{Config, ConfigError, Ownership, Secrets};
-use crate::cycle::{Decision, Mode, Observation, Reconciler, SystemClock};
-use crate::daemon::{self, SystemdNotifier};
+use crate::config::{Config, ConfigError, Secrets};
+use crate::cycle::{Observation, Reconciler, SystemClock};
 use crate::graph::GraphClient;
-use crate::metrics::{self, Metrics};
-use crate::model::{CalendarRef, Event, EventTime, Mailbox, Member, QueueNo, sanitize};
-use crate::schedule;
+use crate::model::{QueueNo, sanitize};
 use crate::store::{OpenMode, Store, StoreError};
 use crate::tring::{KnownMembers, TringClient};
 

@@ -2,9 +2,16 @@
 //! membership at TIME; writes nothing (SPEC §3 rule 5). The JSON is SPEC §4's `plan --json`
 //! object.
 
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 
-use super::*;
+use super::{CommandError, EXIT_OK, Report, emit, local, observe_now, parse_time, rfc3339};
+use crate::config::{Config, Secrets};
+use crate::cycle::{Decision, Observation};
+use crate::model::{Member, QueueNo};
 use crate::plan::{ActionKind, RefusalKind};
 use crate::words::Words;
 

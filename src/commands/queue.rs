@@ -2,9 +2,12 @@
 //! hand, validated like the config (a `cu:` member must be a configured person's mobile);
 //! they never mark anything owned. The output itself is `tring::cli`'s.
 
-use super::*;
-use crate::model::Extension;
-use crate::tring::{TringError, cli as t};
+use std::io::Write;
+
+use super::{CommandError, EXIT_OK, EXIT_USAGE};
+use crate::config::{Config, Secrets};
+use crate::model::{Extension, Member, QueueNo};
+use crate::tring::{KnownMembers, TringClient, TringError, cli as t};
 
 /// What `queue` was asked to do.
 pub enum QueueCall<'a> {

@@ -1,7 +1,16 @@
 //! `rooster run` and `rooster once` (SPEC §4, §5): the daemon, or one cycle; the writer lock,
 //! the metrics server and the shutdown signals.
 
-use super::*;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{CommandError, EXIT_FAILED, EXIT_OK, reconciler};
+use crate::config::{Config, Secrets};
+use crate::cycle::Mode;
+use crate::daemon::{self, SystemdNotifier};
+use crate::metrics::{self, Metrics};
 
 /// `once`: one full cycle; 0 all good, 1 something failed or was refused (SPEC §4).
 pub async fn once(cfg: Config, secrets: &Secrets, dry_run: bool) -> Result<u8, CommandError> {

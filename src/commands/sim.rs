@@ -1,6 +1,11 @@
 //! `rooster demo` and `rooster sim` (SPEC §4, §6): the simulators with a small made-up team.
 
-use super::*;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use super::{CommandError, EXIT_FAILED, EXIT_OK};
+use crate::model::{Event, EventTime, Mailbox, QueueNo};
 
 /// `demo`: SPEC §6. Exit 0 only when every checkpoint matched.
 pub async fn demo(color: bool) -> Result<u8, CommandError> {

@@ -2,10 +2,19 @@
 //! refusals and held writes; the last cycle; the calendar reads. Read-only: works while the
 //! daemon runs and while Graph is down (the schedule comes from the events last read).
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 
-use super::*;
-use crate::store::HeldWrite;
+use super::{CommandError, EXIT_OK, Report, clients, emit, local, rfc3339};
+use crate::config::{Config, Secrets};
+use crate::model::{Member, QueueNo};
+use crate::schedule;
+use crate::store::{HeldWrite, OpenMode, Store};
+use crate::tring::TringClient;
 
 /// What `status` found. `--json` prints it as one object; the text is rendered from the same
 /// values.
