@@ -32,6 +32,7 @@ use crate::model::{
     sanitize,
 };
 use crate::sim::graph::{GraphSim, GraphSimOptions};
+use crate::sim::sample;
 use crate::sim::tring::{SimTringOptions, TringSim};
 use crate::store::{OpenMode, Store, StoreError, WriteAction};
 use crate::tring::{KnownMembers, TringClient, TringClientOptions, TringError};
@@ -60,6 +61,14 @@ use crate::tring::{KnownMembers, TringClient, TringClientOptions, TringError};
 //         complete read is at 50 (or 40 — the checkpoints allow both)
 //   t=50  −ext:202 Sanne, now that a complete read says her shift is over
 //   t=56  −ext:203 Pieter's shift ends;  t=58 the last checkpoint.
+//
+// Beside the scripted minute, the on-call rota of 700 holds a normal week: Fatima's watch
+// lasts until the first hand-over (08:00 or 18:00 local) after the demo has ended, then Pieter
+// and Fatima take turns, watch by watch, to the end of the week, except that nobody took the
+// evening of the day after tomorrow, 18:00–22:00 local ([`crate::sim::sample`]). Shifts
+// seconds long are invisible on `coverage`'s 15-minute grid, so this week is what the demo's
+// `coverage` shows: watches around the clock with exactly one gap. It changes nothing during
+// the minute (its first hand-over comes after the end), so every checkpoint stands as written.
 
 /// How often the demo daemon reads calendars. SPEC §4's minimum; the demo scales it with
 /// everything else (see [`build_config`]).
@@ -72,6 +81,13 @@ const EDIT_AT: f64 = 15.0;
 const OUTAGE: (f64, f64) = (28.0, 36.0);
 /// When the demo stops.
 const END_AT: f64 = 58.5;
+/// The on-call week (see the script above) begins with the first hand-over at least this long
+/// after the start: a demo minute after the end, so nothing in it happens during the demo.
+const WEEK_AFTER: f64 = END_AT + 60.0;
+/// The on-call week: its days after today's, and the day (counted from today) whose evening
+/// nobody took.
+const WEEK_DAYS: u64 = 8;
+const UNCOVERED_DAY: u64 = 2;
 
 /// The three queues, in the order of [`Check::expect`].
 const QUEUES: [(&str, &str); 3] = [("600", "Support"), ("610", "Sales"), ("700", "Piket")];
@@ -168,8 +184,13 @@ const CHECKS: &[Check] = &[
 ];
 
 /// Every person's calendar and the shared on-call calendar, `edited` after the edit at
-/// [`EDIT_AT`]. `at` turns demo seconds into instants.
-fn calendars(at: &dyn Fn(f64) -> DateTime<Utc>, edited: bool) -> Vec<(&'static str, Vec<Event>)> {
+/// [`EDIT_AT`]. `at` turns demo seconds into instants; `tz` places the on-call week's
+/// hand-overs.
+fn calendars(
+    at: &dyn Fn(f64) -> DateTime<Utc>,
+    edited: bool,
+    tz: Tz,
+) -> Vec<(&'static str, Vec<Event>)> {
     let shift = |id: &str, subject: &str, category: &str, from: f64, to: f64| {
         event(id, subject, at(from), at(to), ShowAs::Busy, &[category])
     };
@@ -179,6 +200,16 @@ fn calendars(at: &dyn Fn(f64) -> DateTime<Utc>, edited: bool) -> Vec<(&'static s
         ..shift(id, "Support", "Support", from, to)
     };
     let lotte_end = if edited { 24.0 } else { 40.0 };
+    // The week after the scripted minute (see the script above).
+    let today = at(0.0).with_timezone(&tz).date_naive();
+    let handover = sample::next_handover(at(WEEK_AFTER), tz);
+    let week = sample::on_call_week(
+        handover,
+        today + chrono::Days::new(WEEK_DAYS),
+        today + chrono::Days::new(UNCOVERED_DAY),
+        &["Pieter Jansen", "Fatima el Amrani"],
+        tz,
+    );
     vec![
         (
             "jan",
@@ -228,15 +259,19 @@ fn calendars(at: &dyn Fn(f64) -> DateTime<Utc>, edited: bool) -> Vec<(&'static s
                     ShowAs::Busy,
                     &[],
                 ),
+                // Her watch runs on into the week, until its first hand-over.
                 event(
                     "piket-2",
                     "Piket Fatima el Amrani",
                     at(19.0),
-                    at(70.0),
+                    handover,
                     ShowAs::Busy,
                     &[],
                 ),
-            ],
+            ]
+            .into_iter()
+            .chain(week)
+            .collect(),
         ),
     ]
 }
@@ -288,7 +323,8 @@ fn config_text(tring_url: &str, graph: &GraphUrls<'_>, state: &Path, scale: f64)
     format!(
         r#"timezone = "Europe/Amsterdam"
 poll_interval = "10s"
-window = "1d"
+# 8 days: the on-call week of 700, for `coverage` at the end.
+window = "8d"
 state = '{state}'
 
 [tring]
@@ -580,7 +616,7 @@ async fn run_with(
     // Demo time 0: events are placed relative to it, and the daemon starts at it.
     let t0 = Utc::now();
     let at = move |secs: f64| t0 + chrono::Duration::milliseconds((secs * scale * 1000.0) as i64);
-    for (local, events) in calendars(&at, false) {
+    for (local, events) in calendars(&at, false, cfg.timezone) {
         graph.set_events(&mailbox(local), None, events);
     }
     p.start = Instant::now();
@@ -631,7 +667,7 @@ async fn run_with(
         }
         match step {
             Step::Edit => {
-                for (local, events) in calendars(&at, true) {
+                for (local, events) in calendars(&at, true, cfg.timezone) {
                     if local == "lotte" {
                         graph.set_events(&mailbox(local), None, events);
                     }
@@ -707,8 +743,30 @@ async fn run_with(
         }
         Err(e) => p.line(&format!("history could not be read: {e}"))?,
     }
+    coverage_of_the_week(&mut p, &cfg).await?;
     doctor_checklist(&mut p, &cfg, graph).await?;
     Ok(outcome)
+}
+
+/// SPEC §4 `coverage`, as `rooster coverage --queue 700` prints it, from the events the
+/// daemon last read (the state the demo leaves; no network). Only 700: the calendars of 600
+/// and 610 hold nothing but the scripted minute, so every day after it would be one long gap;
+/// 700's rota holds a normal week with one evening nobody took. Informative, like `history`:
+/// the demo's verdict is its checkpoints.
+async fn coverage_of_the_week(p: &mut Printer<'_>, cfg: &Config) -> io::Result<()> {
+    p.heading("rooster coverage --queue 700 (the on-call week, from the events last read)")?;
+    let report = crate::commands::coverage::coverage(cfg, 7, Some("700"), Utc::now()).await;
+    match report {
+        Ok(report) => {
+            let mut text = Vec::new();
+            report.render(&mut text)?;
+            for l in String::from_utf8_lossy(&text).lines() {
+                p.line(l)?;
+            }
+        }
+        Err(e) => p.line(&format!("coverage could not be computed: {e}"))?,
+    }
+    Ok(())
 }
 
 /// Ends the demo the way an install starts (SPEC §4 "Doctor"): `rooster doctor` against the
@@ -1094,7 +1152,9 @@ fn intro(p: &mut Printer<'_>, graph: &GraphSim, tring: &TringSim, scale: f64) ->
     for line in [
         "  recurring Support shift for Sanne (second occurrence moved), Jan at the dentist 9-16,",
         "  on-call hand-over at 19, Lotte's shift shortened at 15, Graph down 28-36 while",
-        "  Sanne's shift ends at 31: her removal must wait for a complete read after the outage",
+        "  Sanne's shift ends at 31: her removal must wait for a complete read after the outage;",
+        "  after the minute, the on-call rota goes on for a normal week (hand-overs at 08:00 and",
+        "  18:00) in which nobody took the evening of the day after tomorrow, 18:00-22:00",
     ] {
         p.line(line)?;
     }

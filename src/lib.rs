@@ -22,7 +22,8 @@
 //! - [`cli`]: the command line, and the completions and man page generated from it.
 //! - [`replies`]: the answers the clients received, for `rooster doctor --save-replies`.
 //! - [`logging`]: tracing set-up (journald priorities, URL-bearing events capped).
-//! - [`demo`], [`sim`]: the demo, and simulated Graph and TRiNG servers for it and the tests.
+//! - [`demo`], [`sim`]: the demo, and simulated Graph and TRiNG servers for it and the tests
+//!   (with the sample on-call week the demo and `rooster sim` serve).
 
 pub mod cli;
 pub mod commands;

@@ -1,10 +1,13 @@
 //! `rooster demo` end to end (SPEC §6): the scripted demo at a faster time scale, with the
 //! real daemon against both simulators. Asserts every checkpoint, that nothing was removed
 //! during the Graph outage, that the hand-made member survived, and that the output holds
-//! the timeline and the table.
+//! the timeline and the table, and that its `coverage` shows the on-call week with exactly
+//! the one evening nobody took.
 
 use std::time::Duration;
 
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Europe::Amsterdam;
 use rooster::demo::{ChangeKind, DemoOptions, run};
 use rooster::model::{Member, QueueNo};
 
@@ -15,6 +18,9 @@ const SCALE: f64 = 0.4;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_matches_every_checkpoint() {
     let mut out: Vec<u8> = Vec::new();
+    let today = || Utc::now().with_timezone(&Amsterdam).date_naive();
+    // The local date the demo starts on: one of these two, should it run across midnight.
+    let mut days = vec![today()];
     let outcome = tokio::time::timeout(
         Duration::from_secs(90),
         run(
@@ -28,6 +34,8 @@ async fn demo_matches_every_checkpoint() {
     .await
     .expect("the demo hung: it should end after ~24 s at scale 0.4")
     .expect("the demo could not run");
+    days.push(today());
+    days.dedup();
     let text = String::from_utf8(out).expect("the demo prints UTF-8");
     // Shown with `--nocapture`.
     println!("{text}");
@@ -100,6 +108,102 @@ async fn demo_matches_every_checkpoint() {
         !text.contains('\x1b'),
         "colour codes without a terminal\n{text}"
     );
+    the_coverage_section_shows_the_one_uncovered_evening(&text, &days);
+}
+
+/// The demo's on-call rota (700) runs for a week after the scripted minute with watches
+/// around the clock, except that nobody took the evening of the day after tomorrow,
+/// 18:00–22:00 Europe/Amsterdam. `coverage` must draw that and list exactly that gap. The
+/// expectation is worked out here from that sentence alone (the local dates the demo may have
+/// started on are in `days`), not from the rota's builder or the coverage code.
+fn the_coverage_section_shows_the_one_uncovered_evening(text: &str, days: &[NaiveDate]) {
+    let start = text
+        .find("rooster coverage --queue 700")
+        .unwrap_or_else(|| panic!("no coverage section\n{text}"));
+    let end = text[start..]
+        .find("rooster doctor: ")
+        .map_or(text.len(), |i| start + i);
+    let section = &text[start..end];
+    assert!(section.contains("queue 700 Piket"), "{section}");
+    assert!(
+        !section.contains("queue 600"),
+        "only 700 is shown\n{section}"
+    );
+    assert!(section.contains("  gaps (4h in all):"), "{section}");
+
+    let gap_lines: Vec<&str> = section
+        .lines()
+        .skip_while(|l| !l.starts_with("  gaps ("))
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .collect();
+    let wanted: Vec<String> = days
+        .iter()
+        .map(|d| {
+            format!(
+                "    {} 18:00 – 22:00 (4h)",
+                uncovered(*d).format("%Y-%m-%d")
+            )
+        })
+        .collect();
+    assert_eq!(gap_lines.len(), 1, "exactly one gap\n{section}");
+    assert!(
+        wanted.iter().any(|w| w == gap_lines[0]),
+        "the gap is the evening of the day after tomorrow: {wanted:?}\n{section}"
+    );
+
+    // The grid: one character per half hour from local midnight. The uncovered evening is
+    // '!' from 18:00 to 22:00 and the rest of that day '-' (one person on watch); no other
+    // day shows a gap.
+    let rows: Vec<&str> = section
+        .lines()
+        .filter(|l| l.len() > 11 && l.as_bytes()[10] == b'|')
+        .collect();
+    assert_eq!(rows.len(), 7, "a row per day\n{section}");
+    let mut gap_rows = 0;
+    for row in rows {
+        let (label, cells) = row.split_at(10);
+        let cells = cells.trim_matches('|');
+        let Some(day) = days
+            .iter()
+            .map(|d| uncovered(*d))
+            .find(|d| d.format("%a %m-%d").to_string() == label.trim_end())
+        else {
+            assert!(!cells.contains('!'), "a gap on another day\n{section}");
+            continue;
+        };
+        gap_rows += 1;
+        let half_hours = |from: u32, to: u32| {
+            let minutes = (local(day, to) - local(day, from)).num_minutes();
+            usize::try_from(minutes / 30).expect("forward")
+        };
+        let (before, gap) = (half_hours(0, 18), half_hours(18, 22));
+        let expected: String = (0..cells.chars().count())
+            .map(|i| {
+                if (before..before + gap).contains(&i) {
+                    '!'
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        assert_eq!(cells, expected, "the row of {day}\n{section}");
+    }
+    assert_eq!(gap_rows, 1, "the uncovered evening's row\n{section}");
+}
+
+/// The day after tomorrow, for a demo started on `today`.
+fn uncovered(today: NaiveDate) -> NaiveDate {
+    today + chrono::Days::new(2)
+}
+
+/// `hour`:00 in Amsterdam on `date` (18:00 and 22:00 always exist; midnight does too there).
+fn local(date: NaiveDate, hour: u32) -> DateTime<Utc> {
+    Amsterdam
+        .from_local_datetime(&date.and_hms_opt(hour, 0, 0).expect("a valid hour"))
+        .earliest()
+        .expect("the hour exists in Amsterdam")
+        .with_timezone(&Utc)
 }
 
 #[tokio::test]

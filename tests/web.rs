@@ -5,36 +5,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use common::*;
-use rooster::model::Event;
 use rooster::sim::tring::{Action, Fault, FaultKind};
 use scraper::{Html, Selector};
 use tokio_util::sync::CancellationToken;
-
-const SCRIPT: &str = "<script>alert('rooster')</script>Support";
-const IMG: &str = "\"><img src=x onerror=alert(1)>Support";
-const JS_URL: &str = "javascript:alert(document.cookie)";
-/// A right-to-left override: would make "exe.gnp" read as "png.exe".
-const BIDI: &str = "piket Piet Jansen \u{202E}gnp.exe";
-
-/// Everyone on now, each event's subject hostile in its own way; each puts its person into a
-/// queue, so each subject reaches the history as the reason of a write.
-fn hostile(now: DateTime<Utc>) -> BTreeMap<&'static str, Vec<Event>> {
-    let h = |n: i64| now + chrono::Duration::minutes(n);
-    BTreeMap::from([
-        (
-            ANOUK,
-            vec![event("a", SCRIPT, &["Support"], h(-60), h(180))],
-        ),
-        (JAN, vec![event("j", IMG, &["Sales"], h(-60), h(120))]),
-        (PIET, vec![event("p", JS_URL, &["Sales"], h(-60), h(240))]),
-        (PIKET, vec![event("k", BIDI, &[], h(-60), h(300))]),
-    ])
-}
 
 fn sel(s: &str) -> Selector {
     Selector::parse(s).expect("test selector parses")

@@ -34,7 +34,10 @@ pub async fn sim(
         key: Secret::new("sim-tring-key"),
         tenant: "ACME".into(),
         queues: vec![(q("600"), vec![]), (q("700"), vec![])],
-        custom_destinations: vec![Mobile::parse("0612345678").expect("static mobile")],
+        custom_destinations: ["0612345678", "0612345679"]
+            .iter()
+            .map(|m| Mobile::parse(m).expect("static mobile"))
+            .collect(),
         addr: Some(tring_addr),
         ..SimTringOptions::default()
     })
@@ -101,6 +104,7 @@ mobile = "0612345678"
 name = "Piet Jansen"
 mailbox = "piet@acme.nl"
 extension = "202"
+mobile = "0612345679"
 
 [[queue]]
 number = "600"
@@ -147,9 +151,15 @@ match = {{ show_as = ["oof"] }}
 }
 
 /// The calendars `rooster sim` serves: Jan on Support now and on the coming days, Piet
-/// starting a shift in an hour and out of office tomorrow, and Jan on call in the rota.
+/// starting a shift in an hour and out of office tomorrow, and Jan on call now in the rota,
+/// which then goes on for a week ([`sample::on_call_week`]): Piet and Jan take turns, nobody
+/// took the evening of the day after tomorrow (18:00–22:00), and Piet's watch tomorrow falls
+/// on his day off, so `coverage` has gaps to show.
 fn sample_calendars(now: DateTime<Utc>) -> Vec<(&'static str, Vec<Event>)> {
     use crate::model::{EventKind, Sensitivity, ShowAs};
+    use crate::sim::sample;
+    // The zone of the config `sim --write-config` writes.
+    let tz = chrono_tz::Europe::Amsterdam;
     let h = chrono::Duration::hours;
     let event = |id: &str, subject: &str, when: EventTime, show_as: ShowAs, cats: &[&str]| Event {
         id: id.to_owned(),
@@ -200,13 +210,22 @@ fn sample_calendars(now: DateTime<Utc>) -> Vec<(&'static str, Vec<Event>)> {
             &[],
         ),
     ];
-    let piket = vec![event(
+    let handover = sample::next_handover(now + h(1), tz);
+    let today = now.with_timezone(&tz).date_naive();
+    let piket = std::iter::once(sample::watch(
         "piket-1",
-        "Piket Jan de Vries",
-        timed(now - h(2), now + h(22)),
-        ShowAs::Busy,
-        &[],
-    )];
+        "Jan de Vries",
+        now - h(2),
+        handover,
+    ))
+    .chain(sample::on_call_week(
+        handover,
+        today + chrono::Days::new(8),
+        today + chrono::Days::new(2),
+        &["Piet Jansen", "Jan de Vries"],
+        tz,
+    ))
+    .collect();
     vec![
         ("jan@acme.nl", jan),
         ("piet@acme.nl", piet),

@@ -211,6 +211,31 @@ pub fn converged_owned() -> BTreeMap<QueueNo, BTreeSet<Member>> {
     .collect()
 }
 
+// ---------------------------------------------------------------------------------------
+// Hostile calendar text, for the status page's tests (tests/web.rs, tests/browser.rs)
+
+pub const SCRIPT: &str = "<script>alert('rooster')</script>Support";
+pub const IMG: &str = "\"><img src=x onerror=alert(1)>Support";
+pub const JS_URL: &str = "javascript:alert(document.cookie)";
+/// A right-to-left override: would make "exe.gnp" read as "png.exe".
+pub const BIDI: &str = "piket Piet Jansen \u{202E}gnp.exe";
+
+/// Everyone on now, each event's subject hostile in its own way; each puts its person into a
+/// queue, so each subject reaches the history as the reason of a write: Anouk into 600, Jan
+/// and Piet into 610, Piet's mobile into 700.
+pub fn hostile(now: DateTime<Utc>) -> BTreeMap<&'static str, Vec<Event>> {
+    let h = |n: i64| now + chrono::Duration::minutes(n);
+    BTreeMap::from([
+        (
+            ANOUK,
+            vec![event("a", SCRIPT, &["Support"], h(-60), h(180))],
+        ),
+        (JAN, vec![event("j", IMG, &["Sales"], h(-60), h(120))]),
+        (PIET, vec![event("p", JS_URL, &["Sales"], h(-60), h(240))]),
+        (PIKET, vec![event("k", BIDI, &[], h(-60), h(300))]),
+    ])
+}
+
 pub fn config_text(tring: &str, graph_base: &str, authority: &str, state: &Path) -> String {
     format!(
         r#"
