@@ -205,6 +205,10 @@ pub fn coverage(
 pub struct GapOutlook {
     pub next_gap: Option<(DateTime<Utc>, DateTime<Utc>)>,
     pub gap_seconds: i64,
+    /// The end of the period looked at (`now + horizon`): a gap ending there may go on
+    /// beyond it.
+    #[serde(skip)]
+    pub until: DateTime<Utc>,
 }
 
 pub fn gap_outlook(
@@ -219,6 +223,7 @@ pub fn gap_outlook(
             let outlook = GapOutlook {
                 next_gap: c.gaps().first().copied(),
                 gap_seconds: c.gap_seconds(),
+                until: now + horizon,
             };
             (c.queue, outlook)
         })
@@ -229,7 +234,16 @@ pub fn gap_outlook(
 /// WARN per queue the first time"), and again only when that gap changes.
 #[derive(Debug, Default)]
 pub struct GapWatch {
-    warned: BTreeMap<QueueNo, (DateTime<Utc>, DateTime<Utc>)>,
+    warned: BTreeMap<QueueNo, NearGap>,
+}
+
+/// A gap to warn about: from `from` to `to`, or to beyond the period looked at when `to` is
+/// `None` (its end there moves with every cycle, so it is not part of what the gap is).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NearGap {
+    pub queue: QueueNo,
+    pub from: DateTime<Utc>,
+    pub to: Option<DateTime<Utc>>,
 }
 
 impl GapWatch {
@@ -241,18 +255,23 @@ impl GapWatch {
         outlook: &BTreeMap<QueueNo, GapOutlook>,
         now: DateTime<Utc>,
         warn_within: Duration,
-    ) -> Vec<(QueueNo, DateTime<Utc>, DateTime<Utc>)> {
+    ) -> Vec<NearGap> {
         let mut out = Vec::new();
         for (q, o) in outlook {
             match o.next_gap.filter(|(start, _)| *start < now + warn_within) {
-                Some(gap) => {
+                Some((from, to)) => {
+                    let gap = NearGap {
+                        queue: q.clone(),
+                        from,
+                        to: (to < o.until).then_some(to),
+                    };
                     // A gap under way keeps its end; its start moves with `now` (the outlook
                     // starts at now), so it is compared by end while it runs.
                     let same = self.warned.get(q).is_some_and(|w| {
-                        *w == gap || (gap.0 <= now && w.1 == gap.1 && w.0 <= gap.0)
+                        *w == gap || (gap.from <= now && w.to == gap.to && w.from <= gap.from)
                     });
                     if !same {
-                        out.push((q.clone(), gap.0, gap.1));
+                        out.push(gap.clone());
                     }
                     self.warned.insert(q.clone(), gap);
                 }
@@ -389,6 +408,7 @@ match = {{ show_as = ["oof"] }}
                 GapOutlook {
                     next_gap: gap,
                     gap_seconds: 0,
+                    until: t(7, 0) + Duration::days(7),
                 },
             )])
         };
@@ -408,6 +428,51 @@ match = {{ show_as = ["oof"] }}
         let far = Some((t(11, 0) + Duration::days(4), t(12, 0) + Duration::days(4)));
         let mut fresh = GapWatch::default();
         assert_eq!(fresh.check(&outlook(far), t(7, 0), within).len(), 0);
+    }
+
+    /// A gap that runs past the 7 days looked at ends, in the outlook, where the period does:
+    /// at `now + 7 d`, later with every cycle. That end is not part of what the gap is.
+    #[test]
+    fn a_gap_running_past_the_horizon_is_warned_once() {
+        let mut watch = GapWatch::default();
+        let within = Duration::hours(72);
+        let q = QueueNo::parse("610").unwrap();
+        let at = |now: DateTime<Utc>, from: DateTime<Utc>| {
+            let until = now + Duration::days(7);
+            BTreeMap::from([(
+                q.clone(),
+                GapOutlook {
+                    next_gap: Some((from, until)),
+                    gap_seconds: (until - from).num_seconds(),
+                    until,
+                },
+            )])
+        };
+        let from = t(11, 0);
+        let first = watch.check(&at(t(7, 0), from), t(7, 0), within);
+        assert_eq!(
+            first,
+            [NearGap {
+                queue: q.clone(),
+                from,
+                to: None
+            }]
+        );
+        for minute in 1..=10 {
+            let now = t(7, 0) + Duration::minutes(2 * minute);
+            assert_eq!(
+                watch.check(&at(now, from), now, within),
+                [],
+                "poll {minute}"
+            );
+        }
+        // Under way, still open-ended: the same gap.
+        let now = t(11, 30);
+        assert_eq!(watch.check(&at(now, now), now, within), []);
+        // Someone covers it from 15:00 on: it now has an end, so it is a changed gap.
+        let mut closed = at(now, now);
+        closed.get_mut(&q).unwrap().next_gap = Some((now, t(15, 0)));
+        assert_eq!(watch.check(&closed, now, within).len(), 1);
     }
 
     /// Random rotas: shifts and absences of three persons at any minute over a day.

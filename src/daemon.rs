@@ -211,15 +211,22 @@ fn watch_gaps<C: Calendars, P: Pbx, K: Clock>(
 ) {
     let outlook = coverage::gap_outlook(rec.schedule(), rec.config(), now, GAP_HORIZON);
     let tz = rec.config().timezone;
-    for (queue, from, to) in watch.check(&outlook, now, GAP_WARN_WITHIN) {
+    for gap in watch.check(&outlook, now, GAP_WARN_WITHIN) {
         let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z");
+        let until = match gap.to {
+            Some(to) => format!("to {}", local(to)),
+            None => format!(
+                "to beyond {} (as far as rooster looks)",
+                local(now + GAP_HORIZON)
+            ),
+        };
         warn!(
-            queue = %queue,
-            gap_from = %from.to_rfc3339(),
-            gap_to = %to.to_rfc3339(),
-            "queue {queue} will have nobody in it from {} to {}: no calendar event puts anyone in and no static or fallback member covers it",
-            local(from),
-            local(to)
+            queue = %gap.queue,
+            gap_from = %gap.from.to_rfc3339(),
+            gap_to = gap.to.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            "queue {} will have nobody in it from {} {until}: no calendar event puts anyone in and no static or fallback member covers it",
+            gap.queue,
+            local(gap.from),
         );
     }
     if let Some(m) = rec.metrics() {
