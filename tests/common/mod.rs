@@ -456,6 +456,7 @@ pub fn graph_options() -> GraphOptions {
         request_timeout: Duration::from_millis(500),
         // Remembered for the rest of the cycle only, so a cleared fault heals the next one.
         token_backoff: Duration::ZERO,
+        ..GraphOptions::default()
     }
 }
 
