@@ -20,7 +20,7 @@ use rooster::model::{
 use rooster::plan::ActionKind;
 use rooster::sim::graph::{GraphFault, GraphFaultKind, GraphSim, GraphSimOptions};
 use rooster::sim::tring::{Action, Fault, FaultKind, SimTringOptions, TringSim};
-use rooster::store::{OpenMode, Store};
+use rooster::store::{OpenMode, Store, StoreError};
 use rooster::tring::{
     KnownMembers, RetryPolicy as TringRetry, TringClient, TringClientOptions, WriteOutcome,
 };
@@ -879,23 +879,27 @@ async fn crash_after_tring_applied_keeps_ownership() {
             .unwrap();
         rec.cycle(Mode::Full, &CancellationToken::new()).await
     });
-    timeout(LIMIT, async {
-        while !h.members("600").contains(&m("ext:201")) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
+    timeout(
+        LIMIT,
+        h.tring.until(|| h.members("600").contains(&m("ext:201"))),
+    )
     .await
     .expect("the add never reached the simulator");
     crashing.abort();
     let _ = crashing.await;
 
-    // Restart: the lock is free again, the open intent is settled against live.
+    // Restart: the lock is free again (the task that held it is gone), the open intent is
+    // settled against live. Tried again only while the lock reads as this process's own: a
+    // child another test forks holds a copy of the lock's file until it execs.
     let store = timeout(LIMIT, async {
         loop {
-            if let Ok(s) = Store::open(&h.cfg.state, OpenMode::Writer).await {
-                return s;
+            match Store::open(&h.cfg.state, OpenMode::Writer).await {
+                Ok(s) => return s,
+                Err(StoreError::Locked { pid, .. }) if pid == Some(std::process::id()) => {
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => panic!("the crashed writer's state could not be opened: {e}"),
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await
@@ -988,11 +992,10 @@ async fn daemon_applies_a_shift_start_at_its_boundary_not_at_the_next_poll() {
     );
 
     *clock.0.lock().unwrap() = start;
-    timeout(LIMIT, async {
-        while !h.members("600").contains(&m("ext:202")) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
+    timeout(
+        LIMIT,
+        h.tring.until(|| h.members("600").contains(&m("ext:202"))),
+    )
     .await
     .expect("the daemon did not add Piet at his shift start");
     // Decided and written at the boundary itself, not at a later poll.
@@ -1390,11 +1393,10 @@ async fn a_boundary_passed_while_writing_is_applied_at_once_not_at_the_next_poll
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
     let daemon = tokio::spawn(async move { daemon::run(&mut rec, &NoNotifier, stop).await });
-    timeout(LIMIT, async {
-        while !h.members("600").contains(&m("ext:202")) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
+    timeout(
+        LIMIT,
+        h.tring.until(|| h.members("600").contains(&m("ext:202"))),
+    )
     .await
     .expect(
         "Piet was not added: the boundary that passed during the write was left to the next poll",
