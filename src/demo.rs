@@ -805,6 +805,7 @@ fn clients(cfg: &Config, graph: &GraphSim) -> Result<(GraphClient, TringClient),
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(2),
             token_backoff: Duration::from_secs(1),
+            ..GraphOptions::default()
         },
     )?;
     let tring_client = TringClient::with_options(

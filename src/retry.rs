@@ -1,12 +1,17 @@
 //! The one retry policy of both HTTP clients (SPEC §5 "Clients"): at most 4 tries per
 //! request; without a `Retry-After`, backoff 1 s, 2 s, 4 s with jitter; a `Retry-After` in
-//! seconds honoured up to 120 s. Pure: it computes delays and never sleeps — the clients do
-//! the waiting, so a test can check the arithmetic without a clock.
+//! seconds honoured up to 120 s. The policy is pure: it computes delays and never sleeps. The
+//! Graph client spends them through a [`Sleeper`] (`GraphOptions::sleeper`), the tokio timer
+//! unless a test injects one that notes the wait asked for and returns at once, as the cycle's
+//! `Clock` is injected; the TRiNG client, whose tests wait milliseconds, uses the timer.
 //!
 //! Jitter only ever lengthens a wait (by 0–50 %), so the first retry is never sooner than the
 //! base delay and clients that failed together do not retry in lockstep.
 
+use std::fmt;
 use std::time::Duration;
+
+use futures::future::BoxFuture;
 
 /// SPEC §5: the longest `Retry-After` honoured; a server asking for more gets this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
@@ -67,6 +72,21 @@ impl RetryPolicy {
     pub fn retry_after(&self, value: &str) -> Option<Duration> {
         let secs: u64 = value.trim().parse().ok()?;
         Some(Duration::from_secs(secs).min(self.max_retry_after))
+    }
+}
+
+/// Where a client waits between tries.
+pub trait Sleeper: fmt::Debug + Send + Sync {
+    fn sleep(&self, wait: Duration) -> BoxFuture<'static, ()>;
+}
+
+/// The tokio timer: every client outside tests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioSleeper;
+
+impl Sleeper for TokioSleeper {
+    fn sleep(&self, wait: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(wait))
     }
 }
 
@@ -138,6 +158,13 @@ mod tests {
         assert_eq!(p.wait(secs(1.0), Some(secs(7.0))), secs(7.0));
         assert_eq!(p.wait(secs(1.0), Some(secs(9999.0))), secs(120.0));
         assert_eq!(p.wait(secs(2.0), None), secs(2.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_tokio_sleeper_waits_exactly_what_it_is_asked() {
+        let start = tokio::time::Instant::now();
+        TokioSleeper.sleep(secs(7.0)).await;
+        assert_eq!(start.elapsed(), secs(7.0));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! End-to-end: the real cycle and daemon against the Graph and TRiNG simulators, for the
 //! SPEC §3 rules that live above the pure plan (5 dry runs, 6 idempotence, 7 crash-safe
 //! ownership, 8 one writer) and for rule 1 and drift as a whole, plus boundary wake-ups and
-//! the CLI's exit codes.
+//! the CLI's exit codes. SPEC §5's read, list and write deadlines are tested on tokio's paused
+//! clock against in-test ports instead (see `HeldClock`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,12 +17,12 @@ use rooster::daemon::{self, NoNotifier};
 use rooster::graph::GraphClient;
 use rooster::graph::client::{GraphOptions, RetryPolicy as GraphRetry};
 use rooster::model::{
-    Event, EventKind, EventTime, Mailbox, Member, QueueNo, Secret, Sensitivity, ShowAs,
+    CalendarRef, Event, EventKind, EventTime, Mailbox, Member, QueueNo, Secret, Sensitivity, ShowAs,
 };
 use rooster::plan::ActionKind;
 use rooster::sim::graph::{GraphFault, GraphFaultKind, GraphSim, GraphSimOptions};
 use rooster::sim::tring::{Action, Fault, FaultKind, SimTringOptions, TringSim};
-use rooster::store::{OpenMode, Store};
+use rooster::store::{OpenMode, Store, StoreError};
 use rooster::tring::{
     KnownMembers, RetryPolicy as TringRetry, TringClient, TringClientOptions, WriteOutcome,
 };
@@ -55,6 +57,56 @@ fn shift(id: &str, category: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> 
         kind: EventKind::SingleInstance,
         series_master_id: None,
     }
+}
+
+/// Jan, Piet and Anouk; queue 600 (Support, additive) fed by Support shifts and 610 (Sales,
+/// exclusive) by Sales shifts. Secrets in `tring-key` and `graph-secret` beside the file.
+fn config_text(tring: &url::Url, graph: &url::Url, authority: &url::Url) -> String {
+    format!(
+        r#"
+poll_interval = "10m"
+state = "rooster.db"
+[tring]
+base_url = "{tring}"
+tenant = "ACME"
+key_file = "tring-key"
+[graph]
+tenant_id = "00000000-0000-0000-0000-000000000000"
+client_id = "11111111-1111-1111-1111-111111111111"
+client_secret_file = "graph-secret"
+base_url = "{graph}"
+authority = "{authority}"
+[[person]]
+name = "Jan de Vries"
+mailbox = "jan@t.nl"
+extension = "201"
+[[person]]
+name = "Piet Jansen"
+mailbox = "piet@t.nl"
+extension = "202"
+[[person]]
+name = "Anouk Bakker"
+mailbox = "anouk@t.nl"
+extension = "203"
+[[queue]]
+number = "600"
+name = "Support"
+[[queue]]
+number = "610"
+name = "Sales"
+ownership = "exclusive"
+[[rule]]
+name = "support shifts"
+calendar = "own"
+match = {{ categories = ["Support"] }}
+queues = ["600"]
+[[rule]]
+name = "sales shifts"
+calendar = "own"
+match = {{ categories = ["Sales"] }}
+queues = ["610"]
+"#
+    )
 }
 
 struct Harness {
@@ -97,60 +149,14 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("tring-key"), KEY).unwrap();
         std::fs::write(dir.path().join("graph-secret"), SECRET).unwrap();
-        let text = format!(
-            r#"
-poll_interval = "10m"
-state = "rooster.db"
-[tring]
-base_url = "{}"
-tenant = "ACME"
-key_file = "tring-key"
-[graph]
-tenant_id = "00000000-0000-0000-0000-000000000000"
-client_id = "11111111-1111-1111-1111-111111111111"
-client_secret_file = "graph-secret"
-base_url = "{}"
-authority = "{}"
-[[person]]
-name = "Jan de Vries"
-mailbox = "jan@t.nl"
-extension = "201"
-[[person]]
-name = "Piet Jansen"
-mailbox = "piet@t.nl"
-extension = "202"
-[[person]]
-name = "Anouk Bakker"
-mailbox = "anouk@t.nl"
-extension = "203"
-[[queue]]
-number = "600"
-name = "Support"
-[[queue]]
-number = "610"
-name = "Sales"
-ownership = "exclusive"
-[[queue]]
+        let text = config_text(&tring.base_url(), &graph.base_url(), &graph.authority())
+            + r#"[[queue]]
 number = "620"
 name = "Backoffice"
 ownership = "exclusive"
 keep_last = false
 max_removals = 2
-[[rule]]
-name = "support shifts"
-calendar = "own"
-match = {{ categories = ["Support"] }}
-queues = ["600"]
-[[rule]]
-name = "sales shifts"
-calendar = "own"
-match = {{ categories = ["Sales"] }}
-queues = ["610"]
-"#,
-            tring.base_url(),
-            graph.base_url(),
-            graph.authority()
-        );
+"#;
         let text = extra.iter().fold(text, |t, n| {
             t + &format!(
                 "[[queue]]\nnumber = \"{n}\"\n[[rule]]\nname = \"{n} shifts\"\ncalendar = \"own\"\nmatch = {{ categories = [\"Q{n}\"] }}\nqueues = [\"{n}\"]\n"
@@ -413,75 +419,380 @@ async fn calendar_reads_are_recorded_in_batches_and_rewritten_only_when_changed(
     }
 }
 
-/// A reconciler like `Harness::reconciler` but with `poll_interval` shortened (the config's
-/// 10 s minimum would make these tests slow).
-async fn reconciler_polling_every(
-    h: &Harness,
-    poll: Duration,
-) -> Reconciler<GraphClient, TringClient, SystemClock> {
-    let mut cfg = (*h.cfg).clone();
-    cfg.poll_interval = poll;
-    let (g, t) = h.clients();
+// ---------------------------------------------------------------------------------------
+// SPEC §5 "a cycle ends within poll_interval": the read, list and write deadlines, on tokio's
+// paused clock against in-test ports, so every instant asserted is exact and no test waits
+// for one in wall-clock time.
+
+/// The poll interval of the deadline tests: reads until 1 s, lists until 1.5 s, no write
+/// started from 2 s on.
+const POLL: Duration = Duration::from_secs(2);
+
+/// Jan, Piet and Anouk each on a Support and a Sales shift now.
+fn shifts_now() -> BTreeMap<Mailbox, Vec<Event>> {
+    let now = Utc::now();
+    let (from, to) = (
+        now - chrono::Duration::hours(1),
+        now + chrono::Duration::hours(1),
+    );
+    ["jan", "piet", "anouk"]
+        .into_iter()
+        .map(|p| {
+            let shifts = vec![
+                shift(&format!("{p}-support"), "Support", from, to),
+                shift(&format!("{p}-sales"), "Sales", from, to),
+            ];
+            (mb(&format!("{p}@t.nl")), shifts)
+        })
+        .collect()
+}
+
+fn everyone_on_shift(h: &Harness) {
+    for (mailbox, events) in shifts_now() {
+        h.graph.set_events(&mailbox, None, events);
+    }
+}
+
+/// Holds tokio's paused clock still except in the windows a test opens with
+/// [`HeldClock::run_until`].
+///
+/// Why: the store's SQLite connection answers from sqlx's worker thread, outside the
+/// runtime. While a store call waits for it, a paused runtime has nothing to run and moves
+/// its clock on to the next timer. Tried on this code: `Store::open` alone fails at once with
+/// `PoolTimedOut` (sqlx's 30 s acquire timeout has "passed"), and a store call made while a
+/// cycle deadline is pending moves the clock to that deadline, so the cycle would see its
+/// reads or writes cut short by its own bookkeeping. A running `spawn_blocking` task stops
+/// the clock from moving by itself (tokio `time::pause`, "Preventing auto-advance"): while
+/// the clock is held, store calls take no virtual time. A test opens a window only while the
+/// cycle waits on nothing but the fake ports and its own deadlines, which the fakes tell it
+/// (see each test), and the window closes at an instant the test names, before the cycle's
+/// next store call: in the window the clock runs as it would in the daemon.
+struct HeldClock(Arc<std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>>);
+
+impl HeldClock {
+    /// Held from now on; call first, before the store is opened.
+    fn new() -> Self {
+        let clock = HeldClock(Arc::default());
+        hold(&clock.0);
+        clock
+    }
+
+    /// Lets the clock run until `until`, then holds it again.
+    fn run_until(&self, until: tokio::time::Instant) {
+        let slot = self.0.clone();
+        // Spawned before the hold is let go: the runtime runs it (and so sets its timer)
+        // before it can next move the clock, which therefore never passes `until`.
+        tokio::spawn(async move {
+            tokio::time::sleep_until(until).await;
+            hold(&slot);
+        });
+        self.0.lock().unwrap().take();
+    }
+}
+
+/// Holds the clock until the sender put in `slot` is dropped, or for [`LIMIT`] of wall time:
+/// then a test that hangs with the clock held ends in its own (virtual) timeouts.
+fn hold(slot: &std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>) {
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    tokio::task::spawn_blocking(move || {
+        let _ = held.recv_timeout(LIMIT);
+    });
+    *slot.lock().unwrap() = Some(release);
+}
+
+/// How a fake calendar, queue list or write answers once asked.
+#[derive(Debug, Clone, Copy, Default)]
+enum Answer {
+    #[default]
+    Now,
+    After(Duration),
+    Never,
+}
+
+impl Answer {
+    async fn wait(self) {
+        match self {
+            Answer::Now => {}
+            Answer::After(d) => tokio::time::sleep(d).await,
+            Answer::Never => std::future::pending().await,
+        }
+    }
+}
+
+/// What the cycle did with the fake ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    ReadAsked(Mailbox),
+    ReadAnswered(Mailbox),
+    /// The cycle stopped waiting for a read that had not answered (dropped it).
+    ReadGivenUp(Mailbox),
+    /// The cycle is done with the calendars (dropped the read stream).
+    ReadsDone,
+    ListAsked(QueueNo),
+    ListAnswered(QueueNo),
+    ListGivenUp(QueueNo),
+    WriteAsked(QueueNo, Member),
+    WriteAnswered(QueueNo, Member),
+}
+
+/// The calendars and queues behind the fake ports, and what the cycle did with them, when.
+/// Kept in a watch channel, so a test can wait for the moment to let time run.
+#[derive(Default)]
+struct World {
+    events: BTreeMap<Mailbox, Vec<Event>>,
+    reads: BTreeMap<Mailbox, Answer>,
+    lists: BTreeMap<QueueNo, Answer>,
+    writes: Answer,
+    members: BTreeMap<QueueNo, BTreeSet<Member>>,
+    seen: Vec<(tokio::time::Instant, Seen)>,
+}
+
+impl World {
+    fn note(&mut self, what: Seen) {
+        self.seen.push((tokio::time::Instant::now(), what));
+    }
+
+    fn count(&self, what: impl Fn(&Seen) -> bool) -> usize {
+        self.seen.iter().filter(|(_, s)| what(s)).count()
+    }
+
+    /// Writes asked and not yet answered.
+    fn writes_in_flight(&self) -> usize {
+        self.count(|s| matches!(s, Seen::WriteAsked(..)))
+            - self.count(|s| matches!(s, Seen::WriteAnswered(..)))
+    }
+
+    /// When each `what` happened, as time since `t0`.
+    fn when(&self, t0: tokio::time::Instant, what: impl Fn(&Seen) -> bool) -> Vec<Duration> {
+        self.seen
+            .iter()
+            .filter(|(_, s)| what(s))
+            .map(|(at, _)| *at - t0)
+            .collect()
+    }
+}
+
+type SharedWorld = Arc<tokio::sync::watch::Sender<World>>;
+
+/// Everyone on shift; queue 600 holds ext:299, put there by hand; 610 is empty. Every read,
+/// list and write answers at once until a test says otherwise.
+fn fake_world() -> SharedWorld {
+    let world = World {
+        events: shifts_now(),
+        members: BTreeMap::from([(q("600"), set(&["ext:299"])), (q("610"), set(&[]))]),
+        ..World::default()
+    };
+    Arc::new(tokio::sync::watch::Sender::new(world))
+}
+
+/// Waits until `done` holds of the world.
+async fn until(world: &SharedWorld, what: &str, done: impl FnMut(&World) -> bool) {
+    timeout(LIMIT, world.subscribe().wait_for(done))
+        .await
+        .unwrap_or_else(|_| panic!("the cycle never got to: {what}"))
+        .expect("the world is kept by the test");
+}
+
+/// Notes `what` when dropped, unless defused first.
+struct NoteOnDrop(SharedWorld, Option<Seen>);
+
+impl NoteOnDrop {
+    fn defuse(&mut self) {
+        self.1 = None;
+    }
+}
+
+impl Drop for NoteOnDrop {
+    fn drop(&mut self) {
+        if let Some(what) = self.1.take() {
+            self.0.send_modify(|w| w.note(what));
+        }
+    }
+}
+
+/// The calendars of the [`World`].
+struct FakeCalendars(SharedWorld);
+
+impl rooster::cycle::Calendars for FakeCalendars {
+    fn read_all<'a>(
+        &'a self,
+        cals: &'a [CalendarRef],
+        _from: DateTime<Utc>,
+        _to: DateTime<Utc>,
+    ) -> impl futures::Stream<Item = rooster::cycle::CalendarResult> + Send + 'a {
+        use futures::StreamExt;
+        let world = &self.0;
+        let reads: Vec<_> = cals
+            .iter()
+            .map(|cal| async move {
+                let mailbox = cal.mailbox.clone();
+                let (answer, events) = {
+                    let w = world.borrow();
+                    let events = w.events.get(&mailbox).cloned().unwrap_or_default();
+                    (w.reads.get(&mailbox).copied().unwrap_or_default(), events)
+                };
+                world.send_modify(|w| w.note(Seen::ReadAsked(mailbox.clone())));
+                let mut given_up =
+                    NoteOnDrop(world.clone(), Some(Seen::ReadGivenUp(mailbox.clone())));
+                answer.wait().await;
+                given_up.defuse();
+                world.send_modify(|w| w.note(Seen::ReadAnswered(mailbox)));
+                (cal.clone(), Ok(events))
+            })
+            .collect();
+        let done = NoteOnDrop(world.clone(), Some(Seen::ReadsDone));
+        futures::stream::iter(reads)
+            .buffer_unordered(cals.len().max(1))
+            .map(move |read| {
+                let _ = &done;
+                read
+            })
+    }
+}
+
+/// The queues of the [`World`].
+struct FakePbx(SharedWorld);
+
+impl Pbx for FakePbx {
+    async fn list(&self, queue: &QueueNo) -> Result<BTreeSet<Member>, ReadError> {
+        let answer = self
+            .0
+            .borrow()
+            .lists
+            .get(queue)
+            .copied()
+            .unwrap_or_default();
+        self.0
+            .send_modify(|w| w.note(Seen::ListAsked(queue.clone())));
+        let mut given_up = NoteOnDrop(self.0.clone(), Some(Seen::ListGivenUp(queue.clone())));
+        answer.wait().await;
+        given_up.defuse();
+        let mut live = BTreeSet::new();
+        self.0.send_modify(|w| {
+            w.note(Seen::ListAnswered(queue.clone()));
+            live = w.members.get(queue).cloned().unwrap_or_default();
+        });
+        Ok(live)
+    }
+
+    async fn write(
+        &self,
+        kind: ActionKind,
+        queue: &QueueNo,
+        member: &Member,
+    ) -> Result<WriteOutcome, WriteError> {
+        let answer = self.0.borrow().writes;
+        self.0
+            .send_modify(|w| w.note(Seen::WriteAsked(queue.clone(), member.clone())));
+        answer.wait().await;
+        let mut changed = false;
+        self.0.send_modify(|w| {
+            w.note(Seen::WriteAnswered(queue.clone(), member.clone()));
+            let members = w.members.entry(queue.clone()).or_default();
+            changed = match kind {
+                ActionKind::Add => members.insert(member.clone()),
+                ActionKind::Del => members.remove(member),
+            };
+        });
+        Ok(if changed {
+            WriteOutcome::Applied
+        } else {
+            WriteOutcome::AlreadyInState
+        })
+    }
+}
+
+/// A reconciler on the fake ports, polling every [`POLL`], with its state in `dir`. The clock
+/// must be held (the store is opened here).
+async fn fake_reconciler(
+    world: &SharedWorld,
+    dir: &Path,
+) -> Reconciler<FakeCalendars, FakePbx, SystemClock> {
+    // Never contacted: the ports are the fakes.
+    let nowhere = url::Url::parse("http://127.0.0.1:9/").unwrap();
+    let path = dir.join("rooster.toml");
+    let mut cfg = Config::parse(&config_text(&nowhere, &nowhere, &nowhere), &path).unwrap();
+    // Below the config's 10 s minimum, to keep the instants small.
+    cfg.poll_interval = POLL;
+    let store = Store::open(&cfg.state, OpenMode::Writer).await.unwrap();
     Reconciler::new(
         Arc::new(cfg),
-        g,
-        t,
+        FakeCalendars(world.clone()),
+        FakePbx(world.clone()),
         SystemClock,
-        Some(h.store().await),
+        Some(store),
         false,
     )
     .await
     .unwrap()
 }
 
-/// Jan, Piet and Anouk all on a Support and a Sales shift now.
-fn everyone_on_shift(h: &Harness) {
-    let now = Utc::now();
-    let (from, to) = (
-        now - chrono::Duration::hours(1),
-        now + chrono::Duration::hours(1),
-    );
-    for p in ["jan", "piet", "anouk"] {
-        h.graph.set_events(
-            &mb(&format!("{p}@t.nl")),
-            None,
-            vec![
-                shift(&format!("{p}-support"), "Support", from, to),
-                shift(&format!("{p}-sales"), "Sales", from, to),
-            ],
-        );
-    }
+/// Runs one cycle beside `script`, which opens the clock's windows.
+async fn cycle_with(
+    rec: &mut Reconciler<FakeCalendars, FakePbx, SystemClock>,
+    script: impl Future<Output = ()>,
+) -> rooster::cycle::CycleReport {
+    let cycle = async {
+        timeout(LIMIT, rec.cycle(Mode::Full, &CancellationToken::new()))
+            .await
+            .expect("the cycle hung")
+            .expect("the state could not be written")
+    };
+    tokio::join!(cycle, script).0
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_calendar_not_read_within_half_the_poll_interval_counts_as_failed() {
     // SPEC §5: a cycle ends within poll_interval even when a calendar never answers; the
     // calendars not read by then count as failed (rule 1), the rest proceeds.
-    let h = Harness::start().await;
-    everyone_on_shift(&h);
-    let mut rec = h.reconciler(Some(h.store().await), false).await;
-    assert!(cycle(&mut rec).await.all_good());
-    drop(rec);
+    let clock = HeldClock::new();
+    let world = fake_world();
+    let dir = tempfile::tempdir().unwrap();
+    let mut rec = fake_reconciler(&world, dir.path()).await;
+    let report = cycle_with(&mut rec, async {}).await;
+    assert!(report.all_good(), "{:?}", report.errors);
     assert_eq!(
-        h.members("600"),
+        world.borrow().members[&q("600")],
         set(&["ext:201", "ext:202", "ext:203", "ext:299"])
     );
-    // Piet's shifts are deleted but his calendar stops answering; Jan is removed by hand.
-    h.graph.set_events(&mb("piet@t.nl"), None, vec![]);
-    h.graph.inject(GraphFault {
-        mailbox: Some(mb("piet@t.nl")),
-        kind: GraphFaultKind::Delay(Duration::from_secs(10)),
-        times: None,
+    // Piet's shifts are deleted but his calendar never answers; Anouk's answers a
+    // millisecond before the read deadline; Jan is removed by hand.
+    world.send_modify(|w| {
+        w.events.insert(mb("piet@t.nl"), vec![]);
+        w.reads.insert(mb("piet@t.nl"), Answer::Never);
+        w.reads.insert(
+            mb("anouk@t.nl"),
+            Answer::After(POLL / 2 - Duration::from_millis(1)),
+        );
+        w.members.get_mut(&q("600")).unwrap().remove(&m("ext:201"));
+        w.seen.clear();
     });
-    h.tring
-        .set_members(&q("600"), vec![m("ext:202"), m("ext:203"), m("ext:299")]);
-    let mut rec = reconciler_polling_every(&h, Duration::from_secs(2)).await;
-    let started = std::time::Instant::now();
-    let report = cycle(&mut rec).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "the cycle waited {:?} for a calendar that answers after 10 s",
-        started.elapsed()
+    let t0 = tokio::time::Instant::now();
+    // Every calendar asked and every queue listed: until the read deadline the cycle waits
+    // on the calendars alone (a read that answers makes no store call).
+    let script = async {
+        until(&world, "three reads asked and two queues listed", |w| {
+            w.count(|s| matches!(s, Seen::ReadAsked(_))) == 3
+                && w.count(|s| matches!(s, Seen::ListAnswered(_))) == 2
+        })
+        .await;
+        clock.run_until(t0 + POLL / 2);
+    };
+    let report = cycle_with(&mut rec, script).await;
+    assert_eq!(
+        t0.elapsed(),
+        POLL / 2,
+        "the cycle waited for a calendar that never answers past the read deadline"
+    );
+    let w = world.borrow();
+    assert_eq!(
+        w.when(t0, |s| *s == Seen::ReadAnswered(mb("anouk@t.nl"))),
+        [POLL / 2 - Duration::from_millis(1)]
+    );
+    assert_eq!(
+        w.when(t0, |s| *s == Seen::ReadGivenUp(mb("piet@t.nl"))),
+        [POLL / 2],
+        "Piet's read given up at the read deadline, not before"
     );
     assert_eq!(report.calendars_failed, 1, "{:?}", report.errors);
     assert!(
@@ -493,23 +804,40 @@ async fn a_calendar_not_read_within_half_the_poll_interval_counts_as_failed() {
     assert_eq!(report.adds, 1, "Jan is added back: {:?}", report.errors);
     assert_eq!(report.dels, 0, "nothing removed on Piet's unread calendar");
     assert_eq!(
-        h.members("600"),
+        w.members[&q("600")],
         set(&["ext:201", "ext:202", "ext:203", "ext:299"])
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_queue_not_listed_within_three_quarters_of_the_poll_interval_is_left_alone() {
-    let h = Harness::start().await;
-    everyone_on_shift(&h);
-    h.tring.inject(Fault {
-        queue: Some(q("610")),
-        action: Some(Action::List),
-        kind: FaultKind::Delay(Duration::from_secs(10)),
-        times: None,
+    let clock = HeldClock::new();
+    let world = fake_world();
+    world.send_modify(|w| {
+        w.lists.insert(q("610"), Answer::Never);
     });
-    let mut rec = reconciler_polling_every(&h, Duration::from_secs(2)).await;
-    let report = cycle(&mut rec).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rec = fake_reconciler(&world, dir.path()).await;
+    let t0 = tokio::time::Instant::now();
+    // The calendars done with (their reads recorded) and 600 listed: until the list
+    // deadline the cycle waits on queue 610 alone.
+    let script = async {
+        until(&world, "the reads done, 600 listed and 610 asked", |w| {
+            w.count(|s| *s == Seen::ReadsDone) == 1
+                && w.count(|s| *s == Seen::ListAnswered(q("600"))) == 1
+                && w.count(|s| *s == Seen::ListAsked(q("610"))) == 1
+        })
+        .await;
+        clock.run_until(t0 + POLL * 3 / 4);
+    };
+    let report = cycle_with(&mut rec, script).await;
+    assert_eq!(t0.elapsed(), POLL * 3 / 4);
+    let w = world.borrow();
+    assert_eq!(
+        w.when(t0, |s| *s == Seen::ListGivenUp(q("610"))),
+        [POLL * 3 / 4],
+        "610's list given up at the list deadline, not before"
+    );
     assert_eq!(report.queues_failed, 1, "{:?}", report.errors);
     assert!(
         report.errors.iter().any(|e| e
@@ -518,56 +846,70 @@ async fn a_queue_not_listed_within_three_quarters_of_the_poll_interval_is_left_a
         report.errors
     );
     assert_eq!(
-        h.members("610"),
-        set(&[]),
+        w.count(|s| matches!(s, Seen::WriteAsked(qq, _) if *qq == q("610"))),
+        0,
         "nothing written to the unlisted queue"
     );
+    assert_eq!(w.members[&q("610")], set(&[]));
     assert_eq!(
-        h.members("600"),
+        w.members[&q("600")],
         set(&["ext:201", "ext:202", "ext:203", "ext:299"])
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn writes_not_started_within_the_poll_interval_wait_for_the_next_cycle() {
-    let h = Harness::start().await;
-    everyone_on_shift(&h);
-    // Each add takes 1.1 s: within a 2 s cycle at most two can start in each queue (queues
-    // are written side by side, one write at a time each), and each queue has three to make.
-    h.tring.inject(Fault {
-        queue: None,
-        action: Some(Action::Add),
-        kind: FaultKind::Delay(Duration::from_millis(1100)),
-        times: None,
-    });
-    let mut rec = reconciler_polling_every(&h, Duration::from_secs(2)).await;
-    let report = cycle(&mut rec).await;
-    assert!(
-        (1..=4).contains(&report.adds),
-        "{} adds in a 2 s cycle of 1.1 s adds: {:?}",
-        report.adds,
-        report.errors
+    // Each add takes 1.1 s: queues are written side by side, one write at a time each, so
+    // 600 and 610 each start an add at 0 s and at 1.1 s, and their third at 2.2 s would
+    // start after the 2 s poll_interval.
+    let clock = HeldClock::new();
+    let world = fake_world();
+    world.send_modify(|w| w.writes = Answer::After(Duration::from_millis(1100)));
+    let dir = tempfile::tempdir().unwrap();
+    let mut rec = fake_reconciler(&world, dir.path()).await;
+    let t0 = tokio::time::Instant::now();
+    // With a write in flight to each queue the cycle waits on the writes alone (its store
+    // calls come between a queue's writes).
+    let script = async {
+        for (n, end) in [(2, 1100), (4, 2200)] {
+            until(&world, &format!("{n} writes asked, 2 in flight"), |w| {
+                w.count(|s| matches!(s, Seen::WriteAsked(..))) == n && w.writes_in_flight() == 2
+            })
+            .await;
+            clock.run_until(t0 + Duration::from_millis(end));
+        }
+    };
+    let report = cycle_with(&mut rec, script).await;
+    let ms = Duration::from_millis;
+    let w = world.borrow();
+    assert_eq!(
+        w.when(t0, |s| matches!(s, Seen::WriteAsked(..))),
+        [ms(0), ms(0), ms(1100), ms(1100)],
+        "writes started"
     );
-    assert!(
-        report
-            .errors
-            .iter()
-            .any(|e| e.contains("postponed to the next cycle: this one reached poll_interval 2s")),
-        "{:?}",
-        report.errors
-    );
+    assert_eq!(report.adds, 4, "{:?}", report.errors);
+    for queue in ["600", "610"] {
+        let postponed = format!(
+            "queue {queue}: 1 write(s) postponed to the next cycle: this one reached poll_interval 2s"
+        );
+        assert!(report.errors.contains(&postponed), "{:?}", report.errors);
+    }
+    drop(w);
     let open = rec.store().unwrap().open_intents().await.unwrap();
     assert!(open.is_empty(), "a write was abandoned half way: {open:?}");
-    // The next cycle, with time enough, finishes the job.
-    drop(rec);
-    let mut rec = h.reconciler(Some(h.store().await), false).await;
-    let report = cycle(&mut rec).await;
+    // The next cycle, with writes that answer at once, finishes the job.
+    world.send_modify(|w| w.writes = Answer::Now);
+    let report = cycle_with(&mut rec, async {}).await;
     assert!(report.all_good(), "{:?}", report.errors);
+    let w = world.borrow();
     assert_eq!(
-        h.members("600"),
+        w.members[&q("600")],
         set(&["ext:201", "ext:202", "ext:203", "ext:299"])
     );
-    assert_eq!(h.members("610"), set(&["ext:201", "ext:202", "ext:203"]));
+    assert_eq!(
+        w.members[&q("610")],
+        set(&["ext:201", "ext:202", "ext:203"])
+    );
 }
 
 /// Counts writes in flight, in all and per queue, around the real client.
@@ -879,23 +1221,27 @@ async fn crash_after_tring_applied_keeps_ownership() {
             .unwrap();
         rec.cycle(Mode::Full, &CancellationToken::new()).await
     });
-    timeout(LIMIT, async {
-        while !h.members("600").contains(&m("ext:201")) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
+    timeout(
+        LIMIT,
+        h.tring.until(|| h.members("600").contains(&m("ext:201"))),
+    )
     .await
     .expect("the add never reached the simulator");
     crashing.abort();
     let _ = crashing.await;
 
-    // Restart: the lock is free again, the open intent is settled against live.
+    // Restart: the lock is free again (the task that held it is gone), the open intent is
+    // settled against live. Tried again only while the lock reads as this process's own: a
+    // child another test forks holds a copy of the lock's file until it execs.
     let store = timeout(LIMIT, async {
         loop {
-            if let Ok(s) = Store::open(&h.cfg.state, OpenMode::Writer).await {
-                return s;
+            match Store::open(&h.cfg.state, OpenMode::Writer).await {
+                Ok(s) => return s,
+                Err(StoreError::Locked { pid, .. }) if pid == Some(std::process::id()) => {
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => panic!("the crashed writer's state could not be opened: {e}"),
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await
@@ -988,11 +1334,10 @@ async fn daemon_applies_a_shift_start_at_its_boundary_not_at_the_next_poll() {
     );
 
     *clock.0.lock().unwrap() = start;
-    timeout(LIMIT, async {
-        while !h.members("600").contains(&m("ext:202")) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
+    timeout(
+        LIMIT,
+        h.tring.until(|| h.members("600").contains(&m("ext:202"))),
+    )
     .await
     .expect("the daemon did not add Piet at his shift start");
     // Decided and written at the boundary itself, not at a later poll.
@@ -1390,11 +1735,10 @@ async fn a_boundary_passed_while_writing_is_applied_at_once_not_at_the_next_poll
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
     let daemon = tokio::spawn(async move { daemon::run(&mut rec, &NoNotifier, stop).await });
-    timeout(LIMIT, async {
-        while !h.members("600").contains(&m("ext:202")) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
+    timeout(
+        LIMIT,
+        h.tring.until(|| h.members("600").contains(&m("ext:202"))),
+    )
     .await
     .expect(
         "Piet was not added: the boundary that passed during the write was left to the next poll",

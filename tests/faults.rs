@@ -750,12 +750,14 @@ async fn crash_and_restart(c: &Crash) -> String {
     h.pbx.hang_at(Some(c.hang.clone()));
     let mut rec = h.reconciler().await;
     let cancel = CancellationToken::new();
-    let crashed = tokio::select! {
-        r = rec.cycle(Mode::Full, &cancel) => Err(format!("the cycle ended before the crash point: {r:?}")),
-        _ = h.pbx.hung.notified() => Ok(()),
-        _ = tokio::time::sleep(Duration::from_secs(30)) => Err("the crash point was never reached in 30 s".into()),
-    };
-    crashed.unwrap_or_else(|e| panic!("{}: {e}", c.name));
+    let reaching = format!("{}: reaching the crash point", c.name);
+    within(&reaching, 30, async {
+        tokio::select! {
+            r = rec.cycle(Mode::Full, &cancel) => panic!("{}: the cycle ended before the crash point: {r:?}", c.name),
+            _ = h.pbx.hung.notified() => {}
+        }
+    })
+    .await;
     // The process is gone: everything it held goes with it.
     drop(rec);
     h.pbx.hang_at(None);
@@ -928,18 +930,15 @@ async fn sigterm_mid_write_finishes_and_records_the_write() {
     let mut rec = h.reconciler().await;
     let cancel = CancellationToken::new();
     let signal = async {
-        loop {
-            let reqs = h.tring.requests();
-            if writes(&reqs)
+        let add_sent = || {
+            writes(&h.tring.requests())
                 .iter()
                 .any(|(a, qq, _)| *a == Action::Add && qq == "600")
-            {
-                let sent = writes(&reqs).len();
-                cancel.cancel();
-                return (std::time::Instant::now(), sent);
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        };
+        h.tring.until(add_sent).await;
+        let sent = writes(&h.tring.requests()).len();
+        cancel.cancel();
+        (std::time::Instant::now(), sent)
     };
     let (run, (signalled, sent_at_signal)) =
         within("the daemon with a signal mid-write", 20, async {

@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::*;
@@ -255,11 +254,13 @@ async fn history_shows_an_intent_settled_after_a_crash() {
     )));
     let mut rec = h.reconciler().await;
     let cancel = CancellationToken::new();
-    tokio::select! {
-        r = rec.cycle(Mode::Full, &cancel) => panic!("the cycle ended before the crash point: {r:?}"),
-        _ = h.pbx.hung.notified() => {}
-        _ = tokio::time::sleep(Duration::from_secs(30)) => panic!("the crash point was never reached"),
-    }
+    within("reaching the crash point", 30, async {
+        tokio::select! {
+            r = rec.cycle(Mode::Full, &cancel) => panic!("the cycle ended before the crash point: {r:?}"),
+            _ = h.pbx.hung.notified() => {}
+        }
+    })
+    .await;
     drop(rec);
     h.pbx.hang_at(None);
     let mut rec = h.reconciler().await;

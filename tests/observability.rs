@@ -189,6 +189,7 @@ impl Fixture {
                 connect_timeout: Duration::from_millis(300),
                 request_timeout: Duration::from_millis(500),
                 token_backoff,
+                ..GraphOptions::default()
             },
         )
         .expect("graph client")

@@ -268,17 +268,19 @@ async fn the_daemon_in_dry_run_survives_many_polls_and_writes_nothing() {
     let stop = cancel.clone();
     let daemon = tokio::spawn(async move { daemon::run(&mut rec, &NoNotifier, stop).await });
     // Five polls: each lists the three queues.
-    within("five dry-run polls", 30, async {
-        while h
-            .tring
+    let five_polls = h.tring.until(|| {
+        h.tring
             .requests()
             .iter()
             .filter(|r| r.action == Some(Action::List))
             .count()
-            < 15
-        {
-            assert!(!daemon.is_finished(), "the dry-run daemon stopped early");
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            >= 15
+    });
+    let mut daemon = daemon;
+    within("five dry-run polls", 30, async {
+        tokio::select! {
+            () = five_polls => {}
+            r = &mut daemon => panic!("the dry-run daemon stopped early: {r:?}"),
         }
     })
     .await;

@@ -45,6 +45,7 @@ pub struct CalendarRead {
 
 /// How requests are retried: the policy both clients share (SPEC §5).
 pub use crate::retry::RetryPolicy;
+use crate::retry::{Sleeper, TokioSleeper};
 
 /// The wait a `Retry-After` header asks for, capped by `policy`; `None` when absent or not
 /// in seconds.
@@ -53,9 +54,11 @@ fn retry_after(policy: &RetryPolicy, headers: &reqwest::header::HeaderMap) -> Op
 }
 
 /// Client knobs beyond the config; the defaults are SPEC §5's.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct GraphOptions {
     pub retry: RetryPolicy,
+    /// How the waits between tries (calendar reads and token requests) are spent.
+    pub sleeper: Arc<dyn Sleeper>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     /// How long a failed token request is remembered at first ([`super::token::failure_backoff`]).
@@ -66,6 +69,7 @@ impl Default for GraphOptions {
     fn default() -> Self {
         Self {
             retry: RetryPolicy::default(),
+            sleeper: Arc::new(TokioSleeper),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             token_backoff: Duration::from_secs(30),
@@ -231,6 +235,7 @@ struct Inner {
     base: Url,
     token: TokenSource,
     retry: RetryPolicy,
+    sleeper: Arc<dyn Sleeper>,
     global: Semaphore,
     /// `[graph] concurrency`: calendars read at once.
     readers: usize,
@@ -324,6 +329,7 @@ impl GraphClient {
         )
         .map_err(|e| build(format!("authority {}: {e}", cfg.authority)))?
         .with_retry(opts.retry)
+        .with_sleeper(opts.sleeper.clone())
         .with_failure_backoff(opts.token_backoff)
         .with_secret_store(match &cfg.client_secret {
             crate::config::SecretSource::File(p) => format!("the file {}", p.display()),
@@ -335,6 +341,7 @@ impl GraphClient {
                 base: cfg.base_url.clone(),
                 token,
                 retry: opts.retry,
+                sleeper: opts.sleeper,
                 global: Semaphore::new(cfg.concurrency.max(1)),
                 readers: cfg.concurrency.max(1),
                 per_mailbox: Mutex::new(HashMap::new()),
@@ -583,7 +590,7 @@ impl GraphClient {
                     // logs the final failure, once per common cause (SPEC §4 "Logs").
                     tracing::debug!(%mailbox, try_no = tries, wait_ms = wait.as_millis() as u64,
                         error = %error, "graph request failed; retrying");
-                    tokio::time::sleep(wait).await;
+                    self.inner.sleeper.sleep(wait).await;
                 }
             }
         }

@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use url::Url;
 use super::client::RetryPolicy;
 use crate::model::{Secret, sanitize};
 use crate::replies::{Reply, ReplyTap, Service};
+use crate::retry::{Sleeper, TokioSleeper};
 
 const SCOPE: &str = "https://graph.microsoft.com/.default";
 /// Refresh this long before `expires_in` runs out (tokens live 60–90 minutes).
@@ -212,6 +214,7 @@ pub struct TokenSource {
     /// Where the secret is stored, for the operator's fix in the error message.
     store: String,
     retry: RetryPolicy,
+    sleeper: Arc<dyn Sleeper>,
     backoff: Duration,
     epoch: AtomicU64,
     // A tokio Mutex held across the request: concurrent callers wait for one refresh
@@ -256,6 +259,7 @@ impl TokenSource {
             secret,
             store: "the configured credential".into(),
             retry: RetryPolicy::default(),
+            sleeper: Arc::new(TokioSleeper),
             backoff: Duration::from_secs(30),
             epoch: AtomicU64::new(0),
             state: Mutex::new(State::default()),
@@ -273,6 +277,12 @@ impl TokenSource {
     /// How transient failures (5xx, timeouts) of one token request are retried.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// How the waits between those tries are spent (the tokio timer unless a test says).
+    pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
+        self.sleeper = sleeper;
         self
     }
 
@@ -365,7 +375,7 @@ impl TokenSource {
                     let wait = delays.next().unwrap_or(self.retry.base_delay);
                     tracing::debug!(try_no = tries, wait_ms = wait.as_millis() as u64, error = %e,
                         "graph token request failed; retrying");
-                    tokio::time::sleep(wait).await;
+                    self.sleeper.sleep(wait).await;
                 }
                 r => return r,
             }

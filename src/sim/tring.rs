@@ -208,6 +208,8 @@ struct Inner {
     state: Mutex<SimState>,
     /// Requests being answered now; [`TringSim::idle`] waits for zero.
     in_flight: tokio::sync::watch::Sender<usize>,
+    /// Sent after every change a test may wait for ([`TringSim::until`]).
+    changed: tokio::sync::watch::Sender<()>,
 }
 
 /// Counts one request as in flight for as long as its handler runs (or until it is dropped).
@@ -243,6 +245,11 @@ struct SimState {
 }
 
 impl Inner {
+    /// Wakes [`TringSim::until`]. Called with the state unlocked.
+    fn changed(&self) {
+        self.changed.send_replace(());
+    }
+
     fn lock(&self) -> MutexGuard<'_, SimState> {
         // A panicking test thread must not take every later request down with it.
         match self.state.lock() {
@@ -282,6 +289,7 @@ impl TringSim {
             tenant: opts.tenant,
             custom_destinations: opts.custom_destinations,
             in_flight: tokio::sync::watch::Sender::new(0),
+            changed: tokio::sync::watch::Sender::new(()),
             state: Mutex::new(SimState {
                 shape: opts.shape,
                 queues: opts.queues.into_iter().collect(),
@@ -332,6 +340,17 @@ impl TringSim {
         let _ = count.wait_for(|n| *n == 0).await;
     }
 
+    /// Waits until `done` holds: checked now and again after every request recorded, every
+    /// answer given (writes applied) and every edit by hand, so a test waits for what it
+    /// needs to see rather than polling on a timer.
+    pub async fn until(&self, mut done: impl FnMut() -> bool) {
+        let mut changes = self.inner.changed.subscribe();
+        while !done() {
+            // The sender lives in `inner`, which `self` keeps alive: this cannot fail.
+            let _ = changes.changed().await;
+        }
+    }
+
     /// The members of a queue now (empty for an unknown queue).
     pub fn members(&self, q: &QueueNo) -> Vec<Member> {
         self.inner.lock().queues.get(q).cloned().unwrap_or_default()
@@ -340,6 +359,7 @@ impl TringSim {
     /// Replaces a queue's members (creating the queue) — an edit "by hand" in the portal.
     pub fn set_members(&self, q: &QueueNo, members: Vec<Member>) {
         self.inner.lock().queues.insert(q.clone(), members);
+        self.inner.changed();
     }
 
     /// Switches how `list` answers from the next request on.
@@ -375,6 +395,7 @@ impl TringSim {
 
     pub fn clear_requests(&self) {
         self.inner.lock().requests.clear();
+        self.inner.changed();
     }
 
     pub fn inject(&self, fault: Fault) {
@@ -490,6 +511,7 @@ async fn handle(
         });
         take_fault(&mut state.faults, queue.as_deref(), action)
     };
+    sim.changed();
 
     match fault {
         Some(FaultKind::Status(code)) => {
@@ -505,12 +527,15 @@ async fn handle(
         Some(FaultKind::Delay(d)) => tokio::time::sleep(d).await,
         Some(FaultKind::ApplyThenTimeout(d)) => {
             let answer = answer(&sim, &params, action, full_key, read_only);
+            sim.changed();
             tokio::time::sleep(d).await;
             return answer;
         }
         None => {}
     }
-    answer(&sim, &params, action, full_key, read_only)
+    let answer = answer(&sim, &params, action, full_key, read_only);
+    sim.changed();
+    answer
 }
 
 fn take_fault(

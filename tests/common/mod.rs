@@ -456,6 +456,7 @@ pub fn graph_options() -> GraphOptions {
         request_timeout: Duration::from_millis(500),
         // Remembered for the rest of the cycle only, so a cleared fault heals the next one.
         token_backoff: Duration::ZERO,
+        ..GraphOptions::default()
     }
 }
 
@@ -577,7 +578,8 @@ impl Harness {
         // Other tests in this binary spawn processes (`flock`, `chattr`, `mount`). A child
         // holds a copy of every open file of this process from its fork to its exec, and with
         // it the flock of a lock file just closed here: then the lock reads as held by our own
-        // pid for that moment. Only that case is tried again, for at most two seconds.
+        // pid for that moment. Only that case is tried again, at once (the child's exec ends
+        // it, not a timer), for at most two seconds.
         let ours = Some(std::process::id());
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
         loop {
@@ -591,7 +593,7 @@ impl Harness {
                 Err(StoreError::Locked { pid, .. })
                     if pid == ours && std::time::Instant::now() < deadline =>
                 {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    tokio::task::yield_now().await;
                 }
                 other => return other,
             }
