@@ -232,7 +232,7 @@ h2{font-size:1.2rem;margin:1.25rem 0 0.25rem}
 section.queue{border-top:1px solid #ccc;padding-top:0.25rem}
 .muted{color:#555;font-size:0.9rem}
 ul{padding-left:1.25rem;margin:0.25rem 0}
-.timeline svg{width:100%;height:auto;display:block}
+.timeline svg{width:100%;min-width:40rem;height:auto;display:block}
 .legend span{display:inline-block;margin-right:1rem;white-space:nowrap}
 .swatch{display:inline-block;width:0.9rem;height:0.9rem;vertical-align:middle;margin-right:0.3rem;border:1px solid #999}
 .scroll{overflow-x:auto}
@@ -365,16 +365,20 @@ fn timeline(page: &Page, cov: &QueueCoverage) -> Markup {
         })
         .collect();
     html! {
-        svg xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (width) " " (height) } role="img" aria-label=(title) {
-            title { (title) }
-            @for h in (0..24).step_by(6) {
-                text x=(label_w + h * 4 * cell_w) y="11" font-size="10" fill="#555" { (format!("{h:02}:00")) }
-            }
-            @for (r, (label, runs)) in rows.iter().enumerate() {
-                g transform={ "translate(0," (16 + r * row_h) ")" } {
-                    text x="0" y="12" font-size="11" fill="#1a1a1a" { (label) }
-                    @for (start, len, level) in runs {
-                        rect x=(label_w + start * cell_w) y="1" width=(len * cell_w) height=(row_h - 3) fill=(colour(*level)) {}
+        // Never narrower than 40rem, so its labels stay legible on a phone and grow with the
+        // browser's text size; a narrower screen scrolls the timeline sideways.
+        div.scroll {
+            svg xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (width) " " (height) } role="img" aria-label=(title) {
+                title { (title) }
+                @for h in (0..24).step_by(6) {
+                    text x=(label_w + h * 4 * cell_w) y="11" font-size="10" fill="#555" { (format!("{h:02}:00")) }
+                }
+                @for (r, (label, runs)) in rows.iter().enumerate() {
+                    g transform={ "translate(0," (16 + r * row_h) ")" } {
+                        text x="0" y="12" font-size="11" fill="#1a1a1a" { (label) }
+                        @for (start, len, level) in runs {
+                            rect x=(label_w + start * cell_w) y="1" width=(len * cell_w) height=(row_h - 3) fill=(colour(*level)) {}
+                        }
                     }
                 }
             }
