@@ -22,7 +22,7 @@ use rooster::model::{
 use rooster::plan::ActionKind;
 use rooster::sim::graph::{GraphFault, GraphFaultKind, GraphSim, GraphSimOptions};
 use rooster::sim::tring::{Action, Fault, FaultKind, SimTringOptions, TringSim};
-use rooster::store::{OpenMode, Store, StoreError};
+use rooster::store::{OpenMode, Outcome, Store, StoreError};
 use rooster::tring::{
     KnownMembers, RetryPolicy as TringRetry, TringClient, TringClientOptions, WriteOutcome,
 };
@@ -533,6 +533,8 @@ enum Seen {
     ListGivenUp(QueueNo),
     WriteAsked(QueueNo, Member),
     WriteAnswered(QueueNo, Member),
+    /// The cycle stopped waiting for a write's reply (dropped it).
+    WriteGivenUp(QueueNo, Member),
 }
 
 /// The calendars and queues behind the fake ports, and what the cycle did with them, when.
@@ -684,7 +686,12 @@ impl Pbx for FakePbx {
         let answer = self.0.borrow().writes;
         self.0
             .send_modify(|w| w.note(Seen::WriteAsked(queue.clone(), member.clone())));
+        let mut given_up = NoteOnDrop(
+            self.0.clone(),
+            Some(Seen::WriteGivenUp(queue.clone(), member.clone())),
+        );
         answer.wait().await;
+        given_up.defuse();
         let mut changed = false;
         self.0.send_modify(|w| {
             w.note(Seen::WriteAnswered(queue.clone(), member.clone()));
@@ -909,6 +916,65 @@ async fn writes_not_started_within_the_poll_interval_wait_for_the_next_cycle() {
     assert_eq!(
         w.members[&q("610")],
         set(&["ext:201", "ext:202", "ext:203"])
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_waits_out_the_grace_for_a_write_in_flight_and_leaves_it_uncertain() {
+    // SPEC §5: on shutdown the reply to a write in flight is awaited for at most
+    // SHUTDOWN_GRACE, no other write starts, and a write whose reply never came is recorded
+    // as uncertain (SPEC §3 rule 7), to be settled against live at the next start.
+    let clock = HeldClock::new();
+    let world = fake_world();
+    world.send_modify(|w| w.writes = Answer::Never);
+    let dir = tempfile::tempdir().unwrap();
+    let mut rec = fake_reconciler(&world, dir.path()).await;
+    let cancel = CancellationToken::new();
+    // With the first add to each queue in flight the cycle waits on those writes alone.
+    let script = async {
+        until(&world, "a write in flight to each queue", |w| {
+            w.writes_in_flight() == 2
+        })
+        .await;
+        let signalled = tokio::time::Instant::now();
+        cancel.cancel();
+        clock.run_until(signalled + rooster::cycle::SHUTDOWN_GRACE);
+        signalled
+    };
+    let cycle = async {
+        timeout(LIMIT, rec.cycle(Mode::Full, &cancel))
+            .await
+            .expect("the cycle hung after shutdown was asked for")
+            .expect("the state could not be written")
+    };
+    let (report, signalled) = tokio::join!(cycle, script);
+    assert!(report.interrupted, "{report:?}");
+    assert_eq!(report.adds, 0);
+    let w = world.borrow();
+    assert_eq!(
+        w.when(signalled, |s| matches!(s, Seen::WriteGivenUp(..))),
+        [rooster::cycle::SHUTDOWN_GRACE; 2],
+        "each reply awaited for the grace after the signal, not less and not more"
+    );
+    assert_eq!(
+        w.count(|s| matches!(s, Seen::WriteAsked(..))),
+        2,
+        "no write started after shutdown was asked for"
+    );
+    drop(w);
+    let store = rec.store().unwrap();
+    let rows = store.journal(DateTime::<Utc>::MIN_UTC, 100).await.unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for row in &rows {
+        assert!(
+            matches!(&row.outcome, Some((Outcome::Uncertain(why), _)) if why.contains("shutdown")),
+            "{row:?}"
+        );
+    }
+    assert_eq!(
+        store.open_intents().await.unwrap().len(),
+        2,
+        "left to settle"
     );
 }
 
