@@ -7,15 +7,6 @@ mod common;
 use chrono::Utc;
 use common::*;
 use rooster::commands::{self, PlanReport, Report, status_report};
-use rooster::config::Secrets;
-use rooster::model::Secret;
-
-fn secrets() -> Secrets {
-    Secrets {
-        tring_key: Secret::new(TRING_KEY),
-        graph_client_secret: Secret::new(GRAPH_SECRET),
-    }
-}
 
 #[tokio::test]
 async fn status_json_and_text_say_the_same() {

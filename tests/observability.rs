@@ -55,15 +55,11 @@ fn log_lines(marker: &str) -> Vec<String> {
 
 /// Lines logged since `from` (a byte offset taken with [`log_len`]).
 fn log_since(from: usize) -> Vec<String> {
-    let buf = logs().lock().unwrap_or_else(|p| p.into_inner());
-    String::from_utf8_lossy(&buf[from..])
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    log_capture::lines_since(logs(), from)
 }
 
 fn log_len() -> usize {
-    logs().lock().unwrap_or_else(|p| p.into_inner()).len()
+    log_capture::offset(logs())
 }
 
 // ---------------------------------------------------------------------------------- fixture

@@ -101,16 +101,36 @@ fn dels_in(h: &Harness, queue: &str) -> usize {
         .count()
 }
 
+/// TRiNG refuses every add of Piet's mobile to 700 for good (`times`: how often; `None`:
+/// always), as it does for a number that is no custom destination.
+fn refuse_piets_mobile(h: &Harness, times: Option<u32>) {
+    h.tring.inject(Fault {
+        queue: Some(q("700")),
+        action: Some(Action::Add),
+        kind: FaultKind::ErrorIn200(PIET_UNKNOWN.clone()),
+        times,
+    });
+}
+
+/// TRiNG's answer to an add of a number it has no custom destination for.
+static PIET_UNKNOWN: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("Custom destination {PIET_MOBILE} not found"));
+
+/// The tests that make TRiNG refuse Piet's mobile for good all log the same ERROR; the one
+/// that counts it holds this, and so do the others, so the lines it counts are its own.
+static REFUSAL_LOG: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The on-call hand-over of the harness: queue 700 (exclusive, keep_last) holds Jan's mobile,
 /// and the rota now names Piet. Each way Piet's add can fail must leave Jan's mobile in the
 /// queue: TRiNG does not know Piet's number (a permanent refusal), answers 500, or drops the
 /// connection after the request left (uncertain).
 #[tokio::test]
 async fn a_hand_over_whose_new_member_is_not_added_leaves_the_old_member() {
+    let _log = REFUSAL_LOG.lock().await;
     let cases = [
         (
             "custom destination unknown",
-            FaultKind::ErrorIn200(format!("Custom destination {PIET_MOBILE} not found")),
+            FaultKind::ErrorIn200(PIET_UNKNOWN.clone()),
         ),
         ("http 500", FaultKind::Status(500)),
         ("connection dropped", FaultKind::DropConnection),
@@ -162,13 +182,10 @@ async fn a_hand_over_whose_new_member_is_not_added_leaves_the_old_member() {
 /// calendars feeding the queue change, it is tried again.
 #[tokio::test]
 async fn a_permanently_refused_add_is_sent_once_not_every_cycle() {
+    let _log = REFUSAL_LOG.lock().await;
+    let from = log_len();
     let h = Harness::start().await;
-    h.tring.inject(Fault {
-        queue: Some(q("700")),
-        action: Some(Action::Add),
-        kind: FaultKind::ErrorIn200(format!("Custom destination {PIET_MOBILE} not found")),
-        times: None,
-    });
+    refuse_piets_mobile(&h, None);
     let clock = ManualClock::at(Utc::now());
     let store = h.open_store().await.expect("store opens");
     let mut rec = reconciler_with(&h, clock.clone(), store, false).await;
@@ -195,15 +212,59 @@ async fn a_permanently_refused_add_is_sent_once_not_every_cycle() {
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(held[0].member, m(&format!("cu:{PIET_MOBILE}")));
     assert!(held[0].answer.contains("not found"), "{:?}", held[0].answer);
-    let refused_lines = log_text()
-        .lines()
+    let refused_lines: Vec<String> = log_since(from)
+        .into_iter()
         .filter(|l| l.contains("refused the write for a reason retrying cannot fix"))
-        .filter(|l| l.contains(PIET_MOBILE))
-        .count();
-    assert!(refused_lines >= 1, "one ERROR names the refusal");
+        .collect();
+    assert_eq!(
+        refused_lines.len(),
+        1,
+        "one ERROR for the refusal, not one per cycle: {refused_lines:#?}"
+    );
+    for part in [
+        "ERROR",
+        "queue=700",
+        &format!("member=cu:{PIET_MOBILE}"),
+        "Piet Jansen",
+        "not found",
+    ] {
+        assert!(
+            refused_lines[0].contains(part),
+            "{part:?} in {refused_lines:?}"
+        );
+    }
 
-    // An hour after the refusal it is tried again (and refused again: held anew).
-    clock.advance(chrono::Duration::minutes(55));
+    // `status` shows the hold (it reads the state beside the daemon).
+    let status = within(
+        "status",
+        30,
+        rooster::commands::status_report(&h.cfg, &secrets(), clock.now()),
+    )
+    .await
+    .expect("status runs");
+    let piket = status
+        .queues
+        .iter()
+        .find(|s| s.queue == q("700"))
+        .expect("queue 700 in status");
+    assert_eq!(piket.held.len(), 1, "{:?}", piket.held);
+    assert_eq!(piket.held[0].member, m(&format!("cu:{PIET_MOBILE}")));
+    let mut text = Vec::new();
+    rooster::commands::Report::render(&status, &mut text).expect("renders");
+    let text = String::from_utf8(text).expect("utf-8");
+    assert!(
+        text.contains(&format!(
+            "  held     add cu:{PIET_MOBILE} (Piet Jansen): TRiNG refused it for good"
+        )),
+        "{text}"
+    );
+
+    // Still held just before the hour is up (59 minutes after the refusal)...
+    clock.advance(chrono::Duration::minutes(53));
+    full_cycle(&mut rec).await;
+    assert_eq!(adds_to(&h, "700", PIET_MOBILE), 1, "held for the hour");
+    // ...and an hour after the refusal it is tried again (and refused again: held anew).
+    clock.advance(chrono::Duration::minutes(2));
     full_cycle(&mut rec).await;
     assert_eq!(adds_to(&h, "700", PIET_MOBILE), 2, "retried after an hour");
 
@@ -371,13 +432,9 @@ async fn a_boundary_write_that_failed_is_retried_at_the_next_boundary() {
 /// registered the number, or corrected the config, and restarted rooster).
 #[tokio::test]
 async fn a_held_write_is_tried_again_when_the_config_changes() {
+    let _log = REFUSAL_LOG.lock().await;
     let h = Harness::start().await;
-    h.tring.inject(Fault {
-        queue: Some(q("700")),
-        action: Some(Action::Add),
-        kind: FaultKind::ErrorIn200(format!("Custom destination {PIET_MOBILE} not found")),
-        times: Some(1),
-    });
+    refuse_piets_mobile(&h, Some(1));
     let clock = ManualClock::at(Utc::now());
     let store = h.open_store().await.expect("store opens");
     let mut rec = reconciler_with(&h, clock.clone(), store, false).await;

@@ -85,6 +85,25 @@ pub fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
     log_capture::capture("trace")
 }
 
+/// The secrets of the harness's config, as `Config::load` would read them.
+pub fn secrets() -> rooster::config::Secrets {
+    rooster::config::Secrets {
+        tring_key: Secret::new(TRING_KEY),
+        graph_client_secret: Secret::new(GRAPH_SECRET),
+    }
+}
+
+/// The log's length so far: an offset for [`log_since`].
+pub fn log_len() -> usize {
+    log_capture::offset(logs())
+}
+
+/// The lines logged since `from` (a [`log_len`]). Tests that count lines some other test in
+/// the binary may also log hold a lock of their own around both.
+pub fn log_since(from: usize) -> Vec<String> {
+    log_capture::lines_since(logs(), from)
+}
+
 /// The captured log so far, as text.
 pub fn log_text() -> String {
     let buf = logs().lock().unwrap_or_else(|p| p.into_inner());

@@ -39,3 +39,17 @@ impl Write for LogWriter {
         Ok(())
     }
 }
+
+/// The log's length in bytes so far: an offset for [`lines_since`].
+pub fn offset(buf: &Mutex<Vec<u8>>) -> usize {
+    buf.lock().unwrap_or_else(|p| p.into_inner()).len()
+}
+
+/// The lines logged since `from` (an [`offset`]).
+pub fn lines_since(buf: &Mutex<Vec<u8>>, from: usize) -> Vec<String> {
+    let buf = buf.lock().unwrap_or_else(|p| p.into_inner());
+    String::from_utf8_lossy(&buf[from..])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
