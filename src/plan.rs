@@ -562,6 +562,52 @@ mod tests {
         assert_eq!(plan.forget_owned, vec![m("ext:202")]);
     }
 
+    // ---- the gate the executor asks -------------------------------------------------------
+
+    /// The executor's side of rules 3 and 4 (SPEC §3), by literal sequences of what TRiNG
+    /// answered: live {A, B}, desired {C}, exclusive. Every add of C fails.
+    #[test]
+    fn gate_counts_only_what_tring_confirmed() {
+        let case = Case::new().exclusive().live(&["ext:201", "ext:202"]);
+        let (a, b, c) = (m("ext:201"), m("ext:202"), m("ext:203"));
+        let live = set(&["ext:201", "ext:202"]);
+        let fresh = || DelGate::new(&case.queue, &live, true);
+
+        // The add of C failed; the del of A was sent and its answer never came: A may be
+        // gone, so B is the last member that is surely there.
+        let mut gate = fresh();
+        assert_eq!(gate.refuses(&a), None);
+        gate.del_sent(&a);
+        assert_eq!(gate.refuses(&b), Some(RefusalKind::KeepLast));
+
+        // TRiNG refused the del of A: A is still there, so B may go.
+        gate.del_refused(&a);
+        assert_eq!(gate.refuses(&b), None);
+
+        // Had the add of C been confirmed, both could go.
+        let mut gate = fresh();
+        gate.added(&c);
+        gate.del_sent(&a);
+        assert_eq!(gate.refuses(&b), None);
+        gate.del_sent(&b);
+        assert_eq!(gate.refuses(&c), Some(RefusalKind::KeepLast));
+
+        // Rule 4 counts every del sent, whatever its answer.
+        let capped = case.clone().max_removals(1);
+        let mut gate = DelGate::new(&capped.queue, &live, true);
+        gate.added(&c);
+        gate.del_sent(&a);
+        gate.del_refused(&a);
+        assert_eq!(gate.refuses(&b), Some(RefusalKind::RemovalCap));
+
+        // Rule 1 before all, and a closed gate (rule 2) lets nothing through.
+        assert_eq!(
+            DelGate::new(&case.queue, &live, false).refuses(&a),
+            Some(RefusalKind::IncompleteRead)
+        );
+        assert!(DelGate::closed().refuses(&a).is_some());
+    }
+
     // ---- safety rules ----------------------------------------------------------------------
 
     #[test]
