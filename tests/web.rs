@@ -19,15 +19,34 @@ fn sel(s: &str) -> Selector {
 #[tokio::test]
 async fn the_page_shows_every_queue_and_keeps_calendar_text_inert() {
     let h = Harness::start_with(hostile).await;
-    // TRiNG's answer names the mobile: the page must still not show it.
+    // TRiNG's answer names the mobile and echoes the key it was sent (the key travels in
+    // the query string): the page must show neither, and the state must not keep the key.
     h.tring.inject(Fault {
         queue: Some(q("700")),
         action: Some(Action::Add),
-        kind: FaultKind::ErrorIn200(format!("Custom destination {PIET_MOBILE} not found")),
+        kind: FaultKind::ErrorIn200(format!(
+            "Custom destination {PIET_MOBILE} not found (key={TRING_KEY})"
+        )),
         times: None,
     });
     let mut rec = h.reconciler().await;
     run_cycle(&mut rec).await;
+    let store = rec.store().expect("a writer store");
+    let held = store.held_writes().await.expect("held writes read");
+    assert_eq!(held.len(), 1, "the refused add is held: {held:?}");
+    let journal = store
+        .journal(chrono::DateTime::<chrono::Utc>::MIN_UTC, 1000)
+        .await
+        .expect("journal read");
+    let stored = format!("{held:?} {journal:?}");
+    assert!(
+        stored.contains("not found"),
+        "TRiNG's answer is kept: {stored}"
+    );
+    assert!(
+        !stored.contains(TRING_KEY),
+        "the key reached the state: {stored}"
+    );
 
     let cancel = CancellationToken::new();
     let addr = within(
