@@ -1314,6 +1314,19 @@ async fn crash_after_tring_applied_keeps_ownership() {
     .expect("the crashed writer's lock was never released");
     assert_eq!(store.open_intents().await.unwrap().len(), 1);
     let mut rec = h.reconciler(Some(store.clone()), false).await;
+    // SPEC §3 rules 7 and 2: while the queue cannot be listed the intent cannot be settled,
+    // so it stays open and ownership is not guessed.
+    h.tring.inject(Fault {
+        queue: Some(q("600")),
+        action: Some(Action::List),
+        kind: FaultKind::Status(500),
+        times: None,
+    });
+    let report = cycle(&mut rec).await;
+    assert_eq!(report.queues_failed, 1, "{:?}", report.errors);
+    assert_eq!(store.open_intents().await.unwrap().len(), 1, "left open");
+    assert_eq!(store.owned(&q("600")).await.unwrap(), set(&[]));
+    h.tring.clear_faults();
     cycle(&mut rec).await;
     assert!(store.open_intents().await.unwrap().is_empty());
     assert_eq!(store.owned(&q("600")).await.unwrap(), set(&["ext:201"]));
