@@ -49,12 +49,6 @@ const GRAPH_OUTCOMES: [&str; 10] = [
     "not_found",
     "refused",
 ];
-const REFUSAL_KINDS: [&str; 4] = [
-    "incomplete_read",
-    "keep_last",
-    "removal_cap",
-    "unreadable_queue",
-];
 const SETS: [&str; 3] = ["live", "desired", "owned"];
 /// `/proc/<pid>/stat` counts CPU time in USER_HZ ticks, which Linux fixes at 100 for user
 /// space on every architecture (sysconf(_SC_CLK_TCK) would need unsafe code for the same).
@@ -156,8 +150,8 @@ impl Metrics {
         for code in TokenError::CODE_LABELS {
             let _ = f.token_failures.get_or_create(&labels([("code", code)]));
         }
-        for kind in REFUSAL_KINDS {
-            let _ = f.refusals.get_or_create(&labels([("kind", kind)]));
+        for kind in RefusalKind::ALL {
+            let _ = f.refusals.get_or_create(&labels([("kind", kind.as_str())]));
         }
         registry.register(
             "cycles",
@@ -307,15 +301,9 @@ impl Metrics {
     }
 
     pub fn refusal(&self, kind: RefusalKind) {
-        let name = match kind {
-            RefusalKind::IncompleteRead => "incomplete_read",
-            RefusalKind::KeepLast => "keep_last",
-            RefusalKind::RemovalCap => "removal_cap",
-            RefusalKind::UnreadableQueue => "unreadable_queue",
-        };
         self.f
             .refusals
-            .get_or_create(&labels([("kind", name)]))
+            .get_or_create(&labels([("kind", kind.as_str())]))
             .inc();
     }
 

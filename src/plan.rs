@@ -172,6 +172,14 @@ pub enum RefusalKind {
 }
 
 impl RefusalKind {
+    /// Every kind, for the metrics that export one series per kind from the start.
+    pub const ALL: [RefusalKind; 4] = [
+        RefusalKind::IncompleteRead,
+        RefusalKind::KeepLast,
+        RefusalKind::RemovalCap,
+        RefusalKind::UnreadableQueue,
+    ];
+
     /// The name SPEC §4 `plan --json` gives the kind.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -61,11 +61,10 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                 warn!(queue = %q, "{w}");
             }
         }
-        let mut refusal_lines = Vec::new();
+        let mut refused = Refused::default();
         for r in &plan.refused {
-            let member = r.member.as_ref().map(|m| m.to_string()).unwrap_or_default();
             let reason = words.refusal(q, r.kind, r.member.as_ref());
-            self.refused(q, &member, r.kind, &reason, report, &mut refusal_lines);
+            self.refused(q, r.member.as_ref(), r.kind, &reason, report, &mut refused);
         }
         let unreadable = plan
             .refused
@@ -88,8 +87,8 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         let now = self.clock.now();
         if unreadable {
             // Rule 2: nothing is known of this queue; its holds stay as they are.
-            store.set_refusals(q, &refusal_lines).await?;
-            store.log_refusals(q, &report.refusal_notes, now).await?;
+            store.set_refusals(q, &refused.lines).await?;
+            store.log_refusals(q, &refused.notes, now).await?;
             return Ok(());
         }
         for m in &plan.forget_owned {
@@ -150,8 +149,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                 if kind == RefusalKind::KeepLast {
                     reason.push_str(": the member meant to replace it was not added");
                 }
-                let member = a.member.to_string();
-                self.refused(q, &member, kind, &reason, report, &mut refusal_lines);
+                self.refused(q, Some(&a.member), kind, &reason, report, &mut refused);
                 in_full = false;
                 continue;
             }
@@ -164,7 +162,7 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                 debug!(action = action.as_str(), queue = %q, member = %a.member, person, answer = %h.answer, "write held back: TRiNG refused it for good earlier");
                 report.held += 1;
                 report.errors.push(held_line(h));
-                report.refusal_notes.push(RefusalNote {
+                refused.notes.push(RefusalNote {
                     kind: "held".into(),
                     member: Some(a.member.clone()),
                     person: named.clone(),
@@ -272,8 +270,8 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
                 }
             }
         }
-        store.set_refusals(q, &refusal_lines).await?;
-        store.log_refusals(q, &report.refusal_notes, now).await?;
+        store.set_refusals(q, &refused.lines).await?;
+        store.log_refusals(q, &refused.notes, now).await?;
         if in_full {
             report.applied_in_full.insert(q.clone());
         }
@@ -284,12 +282,13 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
     fn refused(
         &self,
         q: &QueueNo,
-        member: &str,
+        m: Option<&Member>,
         kind: RefusalKind,
         reason: &str,
         report: &mut CycleReport,
-        lines: &mut Vec<String>,
+        refused: &mut Refused,
     ) {
+        let member = m.map(ToString::to_string).unwrap_or_default();
         match kind {
             RefusalKind::KeepLast => {
                 error!(queue = %q, member = %member, kind = "keep_last", "removal refused: {reason}")
@@ -309,14 +308,11 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         if let Some(m) = &self.metrics {
             m.refusal(kind);
         }
-        lines.push(format!("{kind:?}: {member} {reason}"));
-        let member = member.parse::<Member>().ok();
-        report.refusal_notes.push(RefusalNote {
+        refused.lines.push(format!("{kind:?}: {member} {reason}"));
+        refused.notes.push(RefusalNote {
             kind: kind.as_str().into(),
-            person: member
-                .as_ref()
-                .and_then(|m| person_of(&self.cfg.persons, m)),
-            member,
+            person: m.and_then(|m| person_of(&self.cfg.persons, m)),
+            member: m.cloned(),
             reason: sanitize(reason, 300),
         });
     }
@@ -338,6 +334,13 @@ impl<C: Calendars, P: Pbx, K: Clock> Reconciler<C, P, K> {
         }
         h.finish()
     }
+}
+
+/// One queue's refusals this cycle: the lines `status` shows, and the notes `history` keeps.
+#[derive(Default)]
+struct Refused {
+    lines: Vec<String>,
+    notes: Vec<RefusalNote>,
 }
 
 /// SPEC §3 rule 9: how long a permanent refusal holds a write back at most.

@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::model::{CalendarRef, Member, QueueNo};
 use crate::schedule::{self, Feeds, Schedule};
-use crate::store::{CycleRecord, HeldWrite, RefusalNote, Store, StoreError};
+use crate::store::{CycleRecord, HeldWrite, Store, StoreError};
 
 mod act;
 mod deadlines;
@@ -69,8 +69,6 @@ pub struct CycleReport {
     pub interrupted: bool,
     /// Writes held back because TRiNG refused them for good (SPEC §3 rule 9), this cycle.
     pub held: u32,
-    /// One queue's refusals and held-back writes, for `history` (not merged across queues).
-    pub refusal_notes: Vec<RefusalNote>,
     /// The queues whose plan ran to its end with every write confirmed: only their desired
     /// sets count as applied, so a boundary cycle takes up the others again.
     pub applied_in_full: BTreeSet<QueueNo>,
