@@ -398,6 +398,49 @@ match = {{ show_as = ["oof"] }}
         );
     }
 
+    /// Each level against literal intervals: two on shift is "two or more", one is "one",
+    /// a queue whose only member is its fallback is "fallback only", an absence cuts a shift.
+    #[test]
+    fn levels_of_a_known_rota() {
+        let cfg = cfg(0, 0);
+        let mut evs = CalendarEvents::new();
+        evs.insert(
+            own("jan@acme.nl"),
+            vec![
+                ev("Support", ShowAs::Busy, t(7, 0), t(11, 0)),
+                ev("Sales", ShowAs::Busy, t(13, 0), t(14, 0)),
+            ],
+        );
+        evs.insert(
+            own("anouk@acme.nl"),
+            vec![
+                ev("Support", ShowAs::Busy, t(9, 0), t(16, 0)),
+                ev("Vrij", ShowAs::Oof, t(12, 0), t(12, 30)),
+            ],
+        );
+        let s = Schedule::new(&cfg.roster(), &evs);
+        let cov = coverage(&s, &cfg, t(7, 0), t(16, 0));
+        let support = &cov[0];
+        assert_eq!(support.intervals(Level::Many), vec![(t(9, 0), t(11, 0))]);
+        assert_eq!(
+            support.intervals(Level::One),
+            vec![
+                (t(7, 0), t(9, 0)),
+                (t(11, 0), t(12, 0)),
+                (t(12, 30), t(16, 0))
+            ]
+        );
+        assert_eq!(support.gaps(), vec![(t(12, 0), t(12, 30))]);
+        let sales = &cov[1];
+        assert_eq!(sales.intervals(Level::One), vec![(t(13, 0), t(14, 0))]);
+        assert_eq!(
+            sales.intervals(Level::FallbackOnly),
+            vec![(t(7, 0), t(13, 0)), (t(14, 0), t(16, 0))]
+        );
+        assert_eq!(support.level_at(t(10, 0)), Some(Level::Many));
+        assert_eq!(sales.level_at(t(13, 30)), Some(Level::One));
+    }
+
     #[test]
     fn warns_once_per_gap_and_again_when_it_changes() {
         let mut watch = GapWatch::default();
