@@ -320,8 +320,9 @@ mod tests {
 
     #[test]
     fn the_ruler_spans_the_half_hours_of_a_day() {
-        // 48 half hours under it; with the 10-column date and two bars, a 25-hour DST day is
-        // 62 columns: within 80.
+        // A label every 3 hours, 6 columns (half hours) apart, over the 48 columns of a day:
+        // the last label, "21", ends at column 44. With the 10-column date and two bars, a
+        // 25-hour DST day is 62 columns: within 80.
         assert_eq!(ruler().len(), 44);
     }
 }
