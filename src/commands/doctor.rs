@@ -18,7 +18,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{CommandError, EXIT_FAILED, EXIT_OK, EXIT_USAGE, out_err};
+use super::{CommandError, EXIT_FAILED, EXIT_OK, EXIT_USAGE, out_err, write_private};
 use crate::config::{Config, RuleCalendar, Secrets};
 use crate::graph::client::GraphOptions;
 use crate::graph::{GraphClient, GraphError, RequestError, RetryPolicy};
@@ -953,6 +953,7 @@ fn save_replies(dir: &Path, replies: &[Reply], secrets: &Secrets) -> io::Result<
         } else {
             format!("{stem}.{ext}")
         };
+        // Readable by the owner only: the answers name mailboxes and queue members.
         write_private(&dir.join(&name), &text)?;
         files.push(name);
     }
@@ -1023,18 +1024,6 @@ fn replace_keys(v: &mut Value, keys: &[&str], placeholder: impl Fn(&str) -> Stri
         }
         _ => {}
     }
-}
-
-/// Written readable by the owner only: the answers name mailboxes and queue members.
-fn write_private(path: &Path, text: &str) -> io::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)?.write_all(text.as_bytes())
 }
 
 #[cfg(test)]

@@ -214,6 +214,26 @@ pub(super) fn queue_arg(cfg: &Config, q: &str) -> Result<QueueNo, CommandError> 
     Ok(number)
 }
 
+/// Writes `text` to `path` readable by its owner only, from the moment the file exists (it is
+/// created with mode 0600, and an existing file is narrowed to it before it is written).
+pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut file = opts.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.set_len(0)?;
+    file.write_all(text.as_bytes())
+}
+
 /// Where the config comes from (SPEC §4): `--config`, else `$ROOSTER_CONFIG`, else
 /// `/etc/rooster/rooster.toml`.
 pub fn config_path(flag: Option<PathBuf>) -> PathBuf {
@@ -235,5 +255,22 @@ mod tests {
         assert!(parse_time("tomorrow", tz).is_err());
         // 02:30 does not exist on the spring-forward day.
         assert!(parse_time("2026-03-29 02:30", tz).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_are_the_owners_alone_new_or_old() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let new = dir.path().join("new");
+        write_private(&new, "secret\n").unwrap();
+        assert_eq!(mode(&new), 0o600);
+        let old = dir.path().join("old");
+        std::fs::write(&old, "a much longer earlier text\n").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&old, "secret\n").unwrap();
+        assert_eq!(mode(&old), 0o600);
+        assert_eq!(std::fs::read_to_string(&old).unwrap(), "secret\n");
     }
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use super::{CommandError, EXIT_FAILED, EXIT_OK};
+use super::{CommandError, EXIT_FAILED, EXIT_OK, write_private};
 use crate::model::{Event, EventTime, Mailbox, QueueNo};
 
 /// `demo`: SPEC §6. Exit 0 only when every checkpoint matched.
@@ -63,16 +63,9 @@ pub async fn sim(
     );
     if let Some(path) = write_config {
         let dir = path.parent().unwrap_or(Path::new("."));
+        // Secrets and config alike: readable by the owner only.
         let write = |p: PathBuf, text: &str| {
-            std::fs::write(&p, text).map_err(|e| failed(&p.display().to_string(), e))?;
-            // Secrets and config alike: readable by the owner only.
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
-                    .map_err(|e| failed(&p.display().to_string(), e))?;
-            }
-            Ok::<(), CommandError>(())
+            write_private(&p, text).map_err(|e| failed(&p.display().to_string(), e))
         };
         write(dir.join("sim-tring-key"), "sim-tring-key\n")?;
         write(dir.join("sim-graph-secret"), "sim-graph-secret\n")?;
