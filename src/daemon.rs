@@ -25,7 +25,7 @@ const MAX_BACKOFF_FACTOR: u32 = 4;
 /// How long to wait after `failures` consecutive cycles in which everything failed: the poll
 /// interval, doubled per failure, capped (STYLE: backoff as a pure function, not inline).
 pub fn poll_delay(poll_interval: Duration, failures: u32) -> Duration {
-    poll_interval * 2u32.pow(failures.min(MAX_BACKOFF_FACTOR.ilog2()))
+    crate::retry::doubled(poll_interval, failures, MAX_BACKOFF_FACTOR)
 }
 
 /// When to wake next and for what: the earlier of the next poll and the next boundary.

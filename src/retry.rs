@@ -93,8 +93,16 @@ impl Sleeper for TokioSleeper {
 /// The wait before retry `n` (1-based): `base · 2^(n−1)`, lengthened by `jitter` (clamped to
 /// `0.0..=1.0`) times [`MAX_JITTER`] of itself.
 pub fn backoff(base: Duration, n: u32, jitter: f64) -> Duration {
-    let nominal = base.saturating_mul(1u32 << n.saturating_sub(1).min(16));
+    let nominal = doubled(base, n.saturating_sub(1), u32::MAX);
     nominal + nominal.mul_f64(jitter.clamp(0.0, 1.0) * MAX_JITTER)
+}
+
+/// `base` doubled `times` times, but never more than `cap` × `base`: the one doubling every
+/// backoff in rooster uses (request retries here, token failures, polls while everything
+/// fails).
+pub fn doubled(base: Duration, times: u32, cap: u32) -> Duration {
+    base.saturating_mul(1u32 << times.min(16))
+        .min(base.saturating_mul(cap))
 }
 
 #[cfg(test)]

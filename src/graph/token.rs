@@ -200,8 +200,7 @@ struct State {
 /// however many calendars it reads; across cycles the backoff spaces the attempts, yet a
 /// token endpoint back from an outage is tried again within a cycle or two.
 pub fn failure_backoff(base: Duration, count: u32) -> Duration {
-    base.saturating_mul(1u32 << count.saturating_sub(1).min(10))
-        .min(base.saturating_mul(10))
+    crate::retry::doubled(base, count.saturating_sub(1), 10)
 }
 
 /// Fetches and caches the token. Share it (inside [`GraphClient`](super::GraphClient)).
