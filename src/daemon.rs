@@ -24,12 +24,12 @@ const MAX_BACKOFF_FACTOR: u32 = 4;
 
 /// How long to wait after `failures` consecutive cycles in which everything failed: the poll
 /// interval, doubled per failure, capped (STYLE: backoff as a pure function, not inline).
-pub fn poll_delay(poll_interval: Duration, failures: u32) -> Duration {
+fn poll_delay(poll_interval: Duration, failures: u32) -> Duration {
     crate::retry::doubled(poll_interval, failures, MAX_BACKOFF_FACTOR)
 }
 
 /// When to wake next and for what: the earlier of the next poll and the next boundary.
-pub fn next_wake(
+fn next_wake(
     now: DateTime<Utc>,
     next_poll: DateTime<Utc>,
     boundary: Option<DateTime<Utc>>,

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
@@ -1059,16 +1059,21 @@ fn event_span(ev: &Event, tz: Tz) -> (DateTime<Utc>, DateTime<Utc>) {
 /// over it) that is the earlier one; where it does not exist (clocks jumped over it, or a whole
 /// day was skipped as in Pacific/Apia 2011) it is the first valid instant after the gap.
 pub fn local_midnight(date: NaiveDate, tz: Tz) -> DateTime<Utc> {
-    let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default();
+    first_local_instant(date.and_hms_opt(0, 0, 0).unwrap_or_default(), tz)
+}
+
+/// The wall-clock time `wall` in `tz`: its earliest instant when it occurs twice, the first
+/// minute that exists after it when a DST change skips it.
+pub fn first_local_instant(wall: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
     // Gaps are whole minutes and at most a day long; step through them minute by minute.
     for minutes in 0..=(26 * 60) {
-        let local = midnight + TimeDelta::minutes(minutes);
+        let local = wall + TimeDelta::minutes(minutes);
         if let Some(t) = tz.from_local_datetime(&local).earliest() {
             return t.with_timezone(&Utc);
         }
     }
-    // Unreachable for real zones; reading the date as UTC is the least surprising fallback.
-    Utc.from_utc_datetime(&midnight)
+    // Unreachable for real zones; reading the time as UTC is the least surprising fallback.
+    Utc.from_utc_datetime(&wall)
 }
 
 enum Unresolved {

@@ -6,29 +6,23 @@
 //! what the demo prints against the rota as described here in words (hand-overs at 08:00 and
 //! 18:00, the evening of the chosen day uncovered from 18:00 to 22:00), not against this code.
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::model::{Event, EventKind, EventTime, Sensitivity, ShowAs};
 
 /// The local hours at which the watch is handed over: the day watch runs 08:00–18:00 and the
 /// night watch 18:00–08:00.
-pub const HANDOVERS: [u32; 2] = [8, 18];
+const HANDOVERS: [u32; 2] = [8, 18];
 
 /// On the uncovered day, the night watch starts at this local hour instead of 18:00: nobody
 /// took 18:00–22:00.
-pub const UNCOVERED_UNTIL: u32 = 22;
+const UNCOVERED_UNTIL: u32 = 22;
 
 /// `hour`:00 local time on `date`. A time a DST change skips is taken at the first minute
 /// that exists after it (never the case for the hours used here in Europe).
-pub fn local_time(date: NaiveDate, hour: u32, tz: Tz) -> DateTime<Utc> {
-    let wall = date.and_hms_opt(hour, 0, 0).unwrap_or_default();
-    (0..=(26 * 60))
-        .find_map(|m| {
-            tz.from_local_datetime(&(wall + Duration::minutes(m)))
-                .earliest()
-        })
-        .map_or_else(|| Utc.from_utc_datetime(&wall), |t| t.with_timezone(&Utc))
+fn local_time(date: NaiveDate, hour: u32, tz: Tz) -> DateTime<Utc> {
+    crate::schedule::first_local_instant(date.and_hms_opt(hour, 0, 0).unwrap_or_default(), tz)
 }
 
 /// The first hand-over ([`HANDOVERS`]) strictly after `t`.
@@ -96,6 +90,7 @@ pub fn watch(id: &str, name: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
     use chrono_tz::Europe::Amsterdam;
 
     fn at(s: &str) -> DateTime<Utc> {
