@@ -31,6 +31,8 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, FromRow, Row, SqlSafeStr};
 
 use crate::model::{CalendarRef, Event, Mailbox, Member, QueueNo};
+use crate::roster::Roster;
+use crate::schedule::{Schedule, ScheduleBuilder};
 
 /// How long a statement waits for another connection's lock before failing. Readers
 /// (`status` while the daemon writes) and the writer only meet during a WAL checkpoint.
@@ -1003,8 +1005,8 @@ impl Store {
     }
 
     /// Hands each calendar's last good read to `each`, one calendar at a time, so a large
-    /// tenant's events are never all in memory at once (`rooster status` builds its schedule
-    /// this way).
+    /// tenant's events are never all in memory at once ([`Store::stored_schedule`] builds its
+    /// schedule this way).
     pub async fn each_last_events(
         &self,
         mut each: impl FnMut(CalendarRef, Vec<Event>),
@@ -1021,6 +1023,16 @@ impl Store {
             each(calendar, events);
         }
         Ok(())
+    }
+
+    /// The schedule built from each calendar's last good read (what `status`, `coverage` and
+    /// the status page show). It is built one stored calendar at a time, so memory holds one
+    /// calendar's events plus the schedule, never every calendar's events at once.
+    pub async fn stored_schedule(&self, roster: &Roster<'_>) -> Result<Schedule, StoreError> {
+        let mut builder = ScheduleBuilder::new(roster);
+        self.each_last_events(|calendar, events| builder.add_calendar(&calendar, &events))
+            .await?;
+        Ok(builder.finish())
     }
 
     /// The events of one calendar's last good read, `None` when it was never read well. The

@@ -30,7 +30,7 @@ use crate::commands::history::{self, HistoryEntry, HistoryFilter};
 use crate::config::Config;
 use crate::coverage::{self, CELL, Level, QueueCoverage};
 use crate::model::{Member, QueueNo, sanitize};
-use crate::schedule::{Schedule, ScheduleBuilder, local_midnight};
+use crate::schedule::{Schedule, local_midnight};
 use crate::store::{OpenMode, Store};
 
 /// How often the page reloads itself, in seconds.
@@ -114,12 +114,10 @@ impl Page {
 
 /// Reads what the page shows: the schedule from the events last read, and the journal.
 pub async fn gather(cfg: &Config, store: &Store, now: DateTime<Utc>) -> Result<Page, String> {
-    let mut builder = ScheduleBuilder::new(&cfg.roster());
-    store
-        .each_last_events(|cal, events| builder.add_calendar(&cal, &events))
+    let schedule = store
+        .stored_schedule(&cfg.roster())
         .await
         .map_err(|e| e.to_string())?;
-    let schedule = builder.finish();
     let history = history::read(
         store,
         now - Duration::hours(24),
