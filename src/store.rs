@@ -1338,22 +1338,7 @@ impl Store {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<RefusalRecord>, StoreError> {
-        // (id, queue, member, kind, person, reason, first_cycle, first_ms, last_cycle,
-        //  last_ms, open)
-        type Row = (
-            i64,
-            String,
-            String,
-            String,
-            Option<String>,
-            String,
-            Option<i64>,
-            i64,
-            Option<i64>,
-            i64,
-            bool,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<RefusalLogRecord> = sqlx::query_as(
             "SELECT id, queue, member, kind, person, reason, first_cycle_id, first_ms, \
                     last_cycle_id, last_ms, open \
              FROM refusal_log WHERE last_ms >= ? AND first_ms <= ? ORDER BY first_ms, id",
@@ -1365,23 +1350,23 @@ impl Store {
         .map_err(self.query_failed("reading refusal history"))?;
         rows.into_iter()
             .map(|r| {
-                let row = || format!("refusal_log row {}", r.0);
+                let row = || format!("refusal_log row {}", r.id);
                 Ok(RefusalRecord {
-                    queue: self.queue(row, &r.1)?,
+                    queue: self.queue(row, &r.queue)?,
                     note: RefusalNote {
-                        member: match r.2.as_str() {
+                        member: match r.member.as_str() {
                             "" => None,
                             m => Some(self.member(row, m)?),
                         },
-                        kind: r.3,
-                        person: r.4,
-                        reason: r.5,
+                        kind: r.kind,
+                        person: r.person,
+                        reason: r.reason,
                     },
-                    first_cycle: r.6.map(CycleId),
-                    first: self.time(row, r.7)?,
-                    last_cycle: r.8.map(CycleId),
-                    last: self.time(row, r.9)?,
-                    standing: r.10,
+                    first_cycle: r.first_cycle_id.map(CycleId),
+                    first: self.time(row, r.first_ms)?,
+                    last_cycle: r.last_cycle_id.map(CycleId),
+                    last: self.time(row, r.last_ms)?,
+                    standing: r.open,
                 })
             })
             .collect()
@@ -1450,7 +1435,7 @@ pub struct RefusalRecord {
 // SELECT or a new column cannot shift a value into the wrong field. Parsing into model types
 // (and reporting a row that fails to parse as corrupt) stays in the `Store` methods.
 // `FromRow` is implemented by hand: the derive needs sqlx's `derive` feature, which would
-// add sqlx's proc-macro crates to every build for eight small impls.
+// add sqlx's proc-macro crates to every build for a few small impls.
 
 /// Implements `FromRow` for a record whose fields are named after its columns.
 macro_rules! record {
@@ -1551,6 +1536,23 @@ record! {
 record! {
     /// A row of `refusals`.
     struct RefusalsRecord { queue: String, refusals: String }
+}
+
+record! {
+    /// A row of `refusal_log`.
+    struct RefusalLogRecord {
+        id: i64,
+        queue: String,
+        member: String,
+        kind: String,
+        person: Option<String>,
+        reason: String,
+        first_cycle_id: Option<i64>,
+        first_ms: i64,
+        last_cycle_id: Option<i64>,
+        last_ms: i64,
+        open: bool,
+    }
 }
 
 record! {
