@@ -582,6 +582,15 @@ impl Store {
         Member::from_str(s).map_err(|e| self.corrupt(row(), e))
     }
 
+    /// A stored write action (`add` or `del`, as [`WriteAction::as_str`] writes it).
+    fn action(&self, row: impl Fn() -> String, s: &str) -> Result<WriteAction, StoreError> {
+        match s {
+            "add" => Ok(WriteAction::Add),
+            "del" => Ok(WriteAction::Del),
+            other => Err(self.corrupt(row(), format!("action {other:?}"))),
+        }
+    }
+
     fn count(&self, row: impl Fn() -> String, n: i64) -> Result<u32, StoreError> {
         u32::try_from(n).map_err(|_| self.corrupt(row(), format!("count {n} is out of range")))
     }
@@ -880,15 +889,10 @@ impl Store {
             reason,
         } = r;
         let row = || format!("journal row {id}");
-        let action = match action.as_str() {
-            "add" => WriteAction::Add,
-            "del" => WriteAction::Del,
-            other => return Err(self.corrupt(row(), format!("action {other:?}"))),
-        };
         Ok(Intent {
             queue: self.queue(row, &queue)?,
             member: self.member(row, &member)?,
-            action,
+            action: self.action(row, &action)?,
             person,
             reason,
             at: self.time(row, at_ms)?,
@@ -1229,11 +1233,7 @@ impl Store {
                 Ok(HeldWrite {
                     queue: self.queue(row, &r.queue)?,
                     member: self.member(row, &r.member)?,
-                    action: match r.action.as_str() {
-                        "add" => WriteAction::Add,
-                        "del" => WriteAction::Del,
-                        other => return Err(self.corrupt(row(), format!("action {other:?}"))),
-                    },
+                    action: self.action(row, &r.action)?,
                     person: r.person,
                     answer: r.answer,
                     basis: u64::from_ne_bytes(r.basis.to_ne_bytes()),
