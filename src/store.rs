@@ -505,7 +505,8 @@ impl Store {
         };
         let migrator = migrator();
         if let Some(m) = migrator.iter().find(|m| !applied.contains(&m.version)) {
-            if let Some(pid) = daemon_holding_lock(&self.path) {
+            // A lock file that cannot be read or locked names no daemon.
+            if let Some(pid) = writer_lock_holder(&self.path).ok().flatten() {
                 return Err(StoreError::MigrationPendingDaemonRunning {
                     path: self.path.clone(),
                     version: m.version,
@@ -1749,20 +1750,33 @@ fn prune_backups(db: &Path, keep: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// `Some(pid)` when another process holds the writer lock of `db` (a daemon), without
-/// taking or changing it: a shared lock cannot be had while the writer's is held.
-fn daemon_holding_lock(db: &Path) -> Option<Option<u32>> {
-    let mut file = File::open(lock_path(db)).ok()?;
+/// `Some(pid)` when another process (a daemon) holds the writer lock of `db` (SPEC §3 rule 8),
+/// `pid` being what it wrote into the lock file, if readable; `None` when nobody does (or no
+/// writer ever ran). It takes a shared lock for an instant, which cannot be had while the
+/// writer's is held, and never writes the file; a daemon starting in that same instant would
+/// find the lock taken and say so. `doctor` reports this; a read-only open that finds a
+/// migration pending names the daemon from it.
+// `File::try_lock_shared` is stable since Rust 1.89, as in `take_writer_lock`.
+#[allow(clippy::incompatible_msrv)]
+pub fn writer_lock_holder(db: &Path) -> io::Result<Option<Option<u32>>> {
+    let mut file = match File::open(lock_path(db)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
     match file.try_lock_shared() {
-        Ok(()) => None,
+        Ok(()) => {
+            file.unlock()?;
+            Ok(None)
+        }
         Err(std::fs::TryLockError::WouldBlock) => {
             let mut text = String::new();
-            Some(
-                file.read_to_string(&mut text)
-                    .ok()
-                    .and_then(|_| text.trim().parse().ok()),
-            )
+            let pid = file
+                .read_to_string(&mut text)
+                .ok()
+                .and_then(|_| text.trim().parse().ok());
+            Ok(Some(pid))
         }
-        Err(std::fs::TryLockError::Error(_)) => None,
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }
