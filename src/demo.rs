@@ -22,7 +22,7 @@ use chrono_tz::Tz;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Person};
 use crate::cycle::{Reconciler, SystemClock};
 use crate::daemon::{self, NoNotifier};
 use crate::graph::client::GraphOptions;
@@ -36,6 +36,7 @@ use crate::sim::sample;
 use crate::sim::tring::{SimTringOptions, TringSim};
 use crate::store::{OpenMode, Store, StoreError, WriteAction};
 use crate::tring::{KnownMembers, TringClient, TringClientOptions, TringError};
+use crate::words;
 
 // ---- the script, in demo seconds (`DemoOptions::scale` stretches or shrinks them) ----------
 //
@@ -634,7 +635,7 @@ async fn run_with(
         last: BTreeMap::new(),
         refusals_seen: BTreeSet::new(),
         changes: Vec::new(),
-        persons: persons_by_member(&cfg),
+        persons: &cfg.persons,
     };
     watch.last = watch.snapshot();
     p.heading("timeline")?;
@@ -825,21 +826,6 @@ fn clients(cfg: &Config, graph: &GraphSim) -> Result<(GraphClient, TringClient),
     Ok((graph_client, tring_client))
 }
 
-/// Each configured person's extension and mobile, to name members the journal does not.
-fn persons_by_member(cfg: &Config) -> BTreeMap<Member, String> {
-    cfg.persons
-        .iter()
-        .flat_map(|per| {
-            let ext = (Member::Agent(per.extension.clone()), per.name.clone());
-            let cu = per
-                .mobile
-                .clone()
-                .map(|m| (Member::Custom(m), per.name.clone()));
-            std::iter::once(ext).chain(cu)
-        })
-        .collect()
-}
-
 /// Waits for the cancelled daemon to finish its write in flight and stop (SPEC §5: within
 /// 5 s; the demo allows twice that before calling it hung).
 async fn stop_daemon(
@@ -953,7 +939,8 @@ struct Watch<'a> {
     last: BTreeMap<QueueNo, BTreeSet<Member>>,
     refusals_seen: BTreeSet<(QueueNo, String)>,
     changes: Vec<Change>,
-    persons: BTreeMap<Member, String>,
+    /// The configured persons, to name members the journal does not.
+    persons: &'a [Person],
 }
 
 impl Watch<'_> {
@@ -997,7 +984,7 @@ impl Watch<'_> {
                 let (person, why) = match row {
                     Some(r) => (r.intent.person.clone(), short_reason(&r.intent.reason)),
                     None => (
-                        self.persons.get(&m).cloned(),
+                        words::person_of(self.persons, &m),
                         "not in rooster's journal: changed outside rooster".to_owned(),
                     ),
                 };

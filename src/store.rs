@@ -31,6 +31,8 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, FromRow, Row, SqlSafeStr};
 
 use crate::model::{CalendarRef, Event, Mailbox, Member, QueueNo};
+use crate::roster::Roster;
+use crate::schedule::{Schedule, ScheduleBuilder};
 
 /// How long a statement waits for another connection's lock before failing. Readers
 /// (`status` while the daemon writes) and the writer only meet during a WAL checkpoint.
@@ -503,7 +505,8 @@ impl Store {
         };
         let migrator = migrator();
         if let Some(m) = migrator.iter().find(|m| !applied.contains(&m.version)) {
-            if let Some(pid) = daemon_holding_lock(&self.path) {
+            // A lock file that cannot be read or locked names no daemon.
+            if let Some(pid) = writer_lock_holder(&self.path).ok().flatten() {
                 return Err(StoreError::MigrationPendingDaemonRunning {
                     path: self.path.clone(),
                     version: m.version,
@@ -578,6 +581,15 @@ impl Store {
 
     fn member(&self, row: impl Fn() -> String, s: &str) -> Result<Member, StoreError> {
         Member::from_str(s).map_err(|e| self.corrupt(row(), e))
+    }
+
+    /// A stored write action (`add` or `del`, as [`WriteAction::as_str`] writes it).
+    fn action(&self, row: impl Fn() -> String, s: &str) -> Result<WriteAction, StoreError> {
+        match s {
+            "add" => Ok(WriteAction::Add),
+            "del" => Ok(WriteAction::Del),
+            other => Err(self.corrupt(row(), format!("action {other:?}"))),
+        }
     }
 
     fn count(&self, row: impl Fn() -> String, n: i64) -> Result<u32, StoreError> {
@@ -878,15 +890,10 @@ impl Store {
             reason,
         } = r;
         let row = || format!("journal row {id}");
-        let action = match action.as_str() {
-            "add" => WriteAction::Add,
-            "del" => WriteAction::Del,
-            other => return Err(self.corrupt(row(), format!("action {other:?}"))),
-        };
         Ok(Intent {
             queue: self.queue(row, &queue)?,
             member: self.member(row, &member)?,
-            action,
+            action: self.action(row, &action)?,
             person,
             reason,
             at: self.time(row, at_ms)?,
@@ -1003,8 +1010,8 @@ impl Store {
     }
 
     /// Hands each calendar's last good read to `each`, one calendar at a time, so a large
-    /// tenant's events are never all in memory at once (`rooster status` builds its schedule
-    /// this way).
+    /// tenant's events are never all in memory at once ([`Store::stored_schedule`] builds its
+    /// schedule this way).
     pub async fn each_last_events(
         &self,
         mut each: impl FnMut(CalendarRef, Vec<Event>),
@@ -1021,6 +1028,16 @@ impl Store {
             each(calendar, events);
         }
         Ok(())
+    }
+
+    /// The schedule built from each calendar's last good read (what `status`, `coverage` and
+    /// the status page show). It is built one stored calendar at a time, so memory holds one
+    /// calendar's events plus the schedule, never every calendar's events at once.
+    pub async fn stored_schedule(&self, roster: &Roster<'_>) -> Result<Schedule, StoreError> {
+        let mut builder = ScheduleBuilder::new(roster);
+        self.each_last_events(|calendar, events| builder.add_calendar(&calendar, &events))
+            .await?;
+        Ok(builder.finish())
     }
 
     /// The events of one calendar's last good read, `None` when it was never read well. The
@@ -1217,11 +1234,7 @@ impl Store {
                 Ok(HeldWrite {
                     queue: self.queue(row, &r.queue)?,
                     member: self.member(row, &r.member)?,
-                    action: match r.action.as_str() {
-                        "add" => WriteAction::Add,
-                        "del" => WriteAction::Del,
-                        other => return Err(self.corrupt(row(), format!("action {other:?}"))),
-                    },
+                    action: self.action(row, &r.action)?,
                     person: r.person,
                     answer: r.answer,
                     basis: u64::from_ne_bytes(r.basis.to_ne_bytes()),
@@ -1326,22 +1339,7 @@ impl Store {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<RefusalRecord>, StoreError> {
-        // (id, queue, member, kind, person, reason, first_cycle, first_ms, last_cycle,
-        //  last_ms, open)
-        type Row = (
-            i64,
-            String,
-            String,
-            String,
-            Option<String>,
-            String,
-            Option<i64>,
-            i64,
-            Option<i64>,
-            i64,
-            bool,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<RefusalLogRecord> = sqlx::query_as(
             "SELECT id, queue, member, kind, person, reason, first_cycle_id, first_ms, \
                     last_cycle_id, last_ms, open \
              FROM refusal_log WHERE last_ms >= ? AND first_ms <= ? ORDER BY first_ms, id",
@@ -1353,23 +1351,23 @@ impl Store {
         .map_err(self.query_failed("reading refusal history"))?;
         rows.into_iter()
             .map(|r| {
-                let row = || format!("refusal_log row {}", r.0);
+                let row = || format!("refusal_log row {}", r.id);
                 Ok(RefusalRecord {
-                    queue: self.queue(row, &r.1)?,
+                    queue: self.queue(row, &r.queue)?,
                     note: RefusalNote {
-                        member: match r.2.as_str() {
+                        member: match r.member.as_str() {
                             "" => None,
                             m => Some(self.member(row, m)?),
                         },
-                        kind: r.3,
-                        person: r.4,
-                        reason: r.5,
+                        kind: r.kind,
+                        person: r.person,
+                        reason: r.reason,
                     },
-                    first_cycle: r.6.map(CycleId),
-                    first: self.time(row, r.7)?,
-                    last_cycle: r.8.map(CycleId),
-                    last: self.time(row, r.9)?,
-                    standing: r.10,
+                    first_cycle: r.first_cycle_id.map(CycleId),
+                    first: self.time(row, r.first_ms)?,
+                    last_cycle: r.last_cycle_id.map(CycleId),
+                    last: self.time(row, r.last_ms)?,
+                    standing: r.open,
                 })
             })
             .collect()
@@ -1438,7 +1436,7 @@ pub struct RefusalRecord {
 // SELECT or a new column cannot shift a value into the wrong field. Parsing into model types
 // (and reporting a row that fails to parse as corrupt) stays in the `Store` methods.
 // `FromRow` is implemented by hand: the derive needs sqlx's `derive` feature, which would
-// add sqlx's proc-macro crates to every build for eight small impls.
+// add sqlx's proc-macro crates to every build for a few small impls.
 
 /// Implements `FromRow` for a record whose fields are named after its columns.
 macro_rules! record {
@@ -1539,6 +1537,23 @@ record! {
 record! {
     /// A row of `refusals`.
     struct RefusalsRecord { queue: String, refusals: String }
+}
+
+record! {
+    /// A row of `refusal_log`.
+    struct RefusalLogRecord {
+        id: i64,
+        queue: String,
+        member: String,
+        kind: String,
+        person: Option<String>,
+        reason: String,
+        first_cycle_id: Option<i64>,
+        first_ms: i64,
+        last_cycle_id: Option<i64>,
+        last_ms: i64,
+        open: bool,
+    }
 }
 
 record! {
@@ -1735,20 +1750,33 @@ fn prune_backups(db: &Path, keep: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// `Some(pid)` when another process holds the writer lock of `db` (a daemon), without
-/// taking or changing it: a shared lock cannot be had while the writer's is held.
-fn daemon_holding_lock(db: &Path) -> Option<Option<u32>> {
-    let mut file = File::open(lock_path(db)).ok()?;
+/// `Some(pid)` when another process (a daemon) holds the writer lock of `db` (SPEC §3 rule 8),
+/// `pid` being what it wrote into the lock file, if readable; `None` when nobody does (or no
+/// writer ever ran). It takes a shared lock for an instant, which cannot be had while the
+/// writer's is held, and never writes the file; a daemon starting in that same instant would
+/// find the lock taken and say so. `doctor` reports this; a read-only open that finds a
+/// migration pending names the daemon from it.
+// `File::try_lock_shared` is stable since Rust 1.89, as in `take_writer_lock`.
+#[allow(clippy::incompatible_msrv)]
+pub fn writer_lock_holder(db: &Path) -> io::Result<Option<Option<u32>>> {
+    let mut file = match File::open(lock_path(db)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
     match file.try_lock_shared() {
-        Ok(()) => None,
+        Ok(()) => {
+            file.unlock()?;
+            Ok(None)
+        }
         Err(std::fs::TryLockError::WouldBlock) => {
             let mut text = String::new();
-            Some(
-                file.read_to_string(&mut text)
-                    .ok()
-                    .and_then(|_| text.trim().parse().ok()),
-            )
+            let pid = file
+                .read_to_string(&mut text)
+                .ok()
+                .and_then(|_| text.trim().parse().ok());
+            Ok(Some(pid))
         }
-        Err(std::fs::TryLockError::Error(_)) => None,
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }

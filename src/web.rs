@@ -27,11 +27,12 @@ use regex::Regex;
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::history::{self, HistoryEntry, HistoryFilter};
-use crate::config::Config;
+use crate::config::{Config, Person};
 use crate::coverage::{self, CELL, Level, QueueCoverage};
 use crate::model::{Member, QueueNo, sanitize};
-use crate::schedule::{Schedule, ScheduleBuilder, local_midnight};
+use crate::schedule::{Schedule, local_midnight};
 use crate::store::{OpenMode, Store};
+use crate::words;
 
 /// How often the page reloads itself, in seconds.
 const REFRESH_SECS: u32 = 60;
@@ -62,29 +63,25 @@ pub struct QueuePage {
 
 /// Everything the page shows, gathered from the state.
 #[derive(Debug, Clone)]
-pub struct Page {
+pub struct Page<'c> {
     pub at: DateTime<Utc>,
     pub timezone: Tz,
     pub queues: Vec<QueuePage>,
     pub history: Vec<HistoryEntry>,
     /// Sentences that make free text safe to show: configured mobiles, masked.
     mobiles: Vec<String>,
-    persons: Vec<(Member, String)>,
+    /// The configured persons, to name members by.
+    persons: &'c [Person],
 }
 
 /// A member as the page names it: the person's name, an extension, or "a mobile" — never a
 /// phone number (SPEC §4: names, not phone numbers).
-fn display(persons: &[(Member, String)], m: &Member) -> String {
-    let names: Vec<&str> = persons
-        .iter()
-        .filter(|(pm, _)| pm == m)
-        .map(|(_, n)| n.as_str())
-        .collect();
-    match (m, names.is_empty()) {
-        (Member::Agent(_), false) => names.join(", "),
-        (Member::Custom(_), false) => format!("{} (mobile)", names.join(", ")),
-        (Member::Agent(e), true) => format!("extension {}", e.as_str()),
-        (Member::Custom(_), true) => "a mobile".to_owned(),
+fn display(persons: &[Person], m: &Member) -> String {
+    match (m, words::person_of(persons, m)) {
+        (Member::Agent(_), Some(names)) => names,
+        (Member::Custom(_), Some(names)) => format!("{names} (mobile)"),
+        (Member::Agent(e), None) => format!("extension {}", e.as_str()),
+        (Member::Custom(_), None) => "a mobile".to_owned(),
     }
 }
 
@@ -92,7 +89,7 @@ fn display(persons: &[(Member, String)], m: &Member) -> String {
 static DIGITS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\+?\d{7,}").expect("the digit-run pattern compiles"));
 
-impl Page {
+impl Page<'_> {
     /// Free text (reasons, TRiNG's answers) made fit to show: control and bidi characters
     /// replaced, configured mobiles and long digit runs masked. Escaping is maud's.
     fn text(&self, s: &str) -> String {
@@ -104,7 +101,7 @@ impl Page {
     }
 
     fn name(&self, m: &Member) -> String {
-        display(&self.persons, m)
+        display(self.persons, m)
     }
 
     fn local(&self, t: DateTime<Utc>, fmt: &str) -> String {
@@ -113,13 +110,15 @@ impl Page {
 }
 
 /// Reads what the page shows: the schedule from the events last read, and the journal.
-pub async fn gather(cfg: &Config, store: &Store, now: DateTime<Utc>) -> Result<Page, String> {
-    let mut builder = ScheduleBuilder::new(&cfg.roster());
-    store
-        .each_last_events(|cal, events| builder.add_calendar(&cal, &events))
+pub async fn gather<'c>(
+    cfg: &'c Config,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<Page<'c>, String> {
+    let schedule = store
+        .stored_schedule(&cfg.roster())
         .await
         .map_err(|e| e.to_string())?;
-    let schedule = builder.finish();
     let history = history::read(
         store,
         now - Duration::hours(24),
@@ -128,38 +127,22 @@ pub async fn gather(cfg: &Config, store: &Store, now: DateTime<Utc>) -> Result<P
     )
     .await
     .map_err(|e| e.to_string())?;
-    let persons: Vec<(Member, String)> = cfg
-        .persons
-        .iter()
-        .flat_map(|p| {
-            let ext = (Member::Agent(p.extension.clone()), p.name.clone());
-            let mobile = p
-                .mobile
-                .clone()
-                .map(|m| (Member::Custom(m), p.name.clone()));
-            std::iter::once(ext).chain(mobile)
-        })
-        .collect();
     Ok(Page {
         at: now,
         timezone: cfg.timezone,
-        queues: queues(cfg, &schedule, &persons, now),
+        queues: queues(cfg, &schedule, now),
         history,
         mobiles: cfg
             .persons
             .iter()
             .filter_map(|p| p.mobile.as_ref().map(|m| m.as_str().to_owned()))
             .collect(),
-        persons,
+        persons: &cfg.persons,
     })
 }
 
-fn queues(
-    cfg: &Config,
-    schedule: &Schedule,
-    persons: &[(Member, String)],
-    now: DateTime<Utc>,
-) -> Vec<QueuePage> {
+fn queues(cfg: &Config, schedule: &Schedule, now: DateTime<Utc>) -> Vec<QueuePage> {
+    let persons = &cfg.persons;
     let tz = cfg.timezone;
     let today = now.with_timezone(&tz).date_naive();
     let start = local_midnight(today, tz);

@@ -14,7 +14,7 @@ use super::{CommandError, EXIT_FAILED, EXIT_OK, out_err, queue_arg};
 use crate::config::Config;
 use crate::coverage::{self, CELL, Level, QueueCoverage};
 use crate::model::{QueueNo, sanitize};
-use crate::schedule::{ScheduleBuilder, local_midnight};
+use crate::schedule::local_midnight;
 use crate::store::{OpenMode, Store};
 
 /// The most days `--days` may ask for.
@@ -267,12 +267,8 @@ pub async fn coverage(
     let known = now + Duration::from_std(cfg.window).unwrap_or(Duration::days(14));
     let to = end.min(known);
     let store = Store::open(&cfg.state, OpenMode::ReadOnly).await?;
-    let mut builder = ScheduleBuilder::new(&cfg.roster());
-    store
-        .each_last_events(|cal, events| builder.add_calendar(&cal, &events))
-        .await?;
+    let schedule = store.stored_schedule(&cfg.roster()).await?;
     store.close().await;
-    let schedule = builder.finish();
     let mut covs = coverage::coverage(&schedule, cfg, now, to);
     if let Some(q) = &only {
         covs.retain(|c| &c.queue == q);

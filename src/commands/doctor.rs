@@ -834,7 +834,7 @@ async fn state_checks(cfg: &Config, r: &mut DoctorReport) {
             ),
         ),
     }
-    match lock_holder(db) {
+    match store::writer_lock_holder(db) {
         Ok(Some(pid)) => r.ok(
             Area::State,
             format!(
@@ -871,36 +871,6 @@ fn writable(dir: &Path) -> bool {
     #[cfg(not(unix))]
     {
         std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
-    }
-}
-
-/// `Some(pid)` when a writer holds the lock on `rooster.db.lock` (SPEC §3 rule 8), `None` when
-/// nobody does (or no writer ever ran). It takes a shared lock for an instant and never writes
-/// the file; a daemon starting in that same instant would find the lock taken and say so.
-// `File::try_lock_shared` is stable since Rust 1.89, as in store.rs.
-#[allow(clippy::incompatible_msrv)]
-fn lock_holder(db: &Path) -> io::Result<Option<Option<u32>>> {
-    use std::io::Read;
-    let path = store::lock_path(db);
-    let mut file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    match file.try_lock_shared() {
-        Ok(()) => {
-            file.unlock()?;
-            Ok(None)
-        }
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut text = String::new();
-            let pid = file
-                .read_to_string(&mut text)
-                .ok()
-                .and_then(|_| text.trim().parse().ok());
-            Ok(Some(pid))
-        }
-        Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }
 

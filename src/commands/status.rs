@@ -115,11 +115,7 @@ pub async fn status_report(
     let (_, tring) = clients(cfg, secrets)?;
     // One schedule for the three questions (it is the expensive part at 100,000 events),
     // built one stored calendar at a time.
-    let mut builder = schedule::ScheduleBuilder::new(&cfg.roster());
-    store
-        .each_last_events(|cal, events| builder.add_calendar(&cal, &events))
-        .await?;
-    let sched = builder.finish();
+    let sched = store.stored_schedule(&cfg.roster()).await?;
     let desired = sched.desired_at(&cfg.roster(), now);
     let boundary = sched.next_boundary(&cfg.roster(), now);
     let after = boundary.map(|b| (b, sched.desired_at(&cfg.roster(), b)));
