@@ -175,6 +175,7 @@ async fn run_loop<C: Calendars, P: Pbx, K: Clock>(
                 debug!(
                     rows = pruned.journal_rows,
                     cycles = pruned.cycles,
+                    refusals = pruned.refusals,
                     "journal pruned"
                 );
             }

@@ -317,6 +317,8 @@ pub struct CycleSummary {
 pub struct Pruned {
     pub journal_rows: u64,
     pub cycles: u64,
+    /// Closed refusal-log rows.
+    pub refusals: u64,
 }
 
 /// The state database. Cheap to clone; clones share the connection pool and the writer lock,
@@ -872,10 +874,17 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(self.query_failed(step))?;
+        // A refusal that stopped before `before` is history `history` no longer shows.
+        let refusals = sqlx::query("DELETE FROM refusal_log WHERE open = 0 AND last_ms < ?")
+            .bind(to_ms(before))
+            .execute(&mut *tx)
+            .await
+            .map_err(self.query_failed(step))?;
         tx.commit().await.map_err(self.query_failed(step))?;
         Ok(Pruned {
             journal_rows: journal.rows_affected(),
             cycles: cycles.rows_affected(),
+            refusals: refusals.rows_affected(),
         })
     }
 
@@ -1139,8 +1148,8 @@ impl Store {
         }))
     }
 
-    /// When the latest cycle without errors ended (for /healthz and the metrics'
-    /// "seconds since last good cycle").
+    /// When the latest cycle without errors ended. `/healthz` and `status` judge from
+    /// `health::HealthFacts` instead; the store tests use this to pin what a good cycle is.
     pub async fn last_good_cycle(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let ended: Option<i64> = sqlx::query_scalar(
             "SELECT max(ended_ms) FROM cycles WHERE ended_ms IS NOT NULL AND errors = '[]'",
@@ -1263,8 +1272,7 @@ impl Store {
 
     /// Records the refusals and held-back writes of `queue` in this cycle (SPEC §4
     /// `history`). A refusal the queue's previous cycle also made extends that row; one no
-    /// longer made is closed. Rows closed more than 90 days ago are pruned here, as the
-    /// journal is (SPEC §4 "State").
+    /// longer made is closed. Closed rows are pruned with the journal ([`Store::prune_journal`]).
     pub async fn log_refusals(
         &self,
         queue: &QueueNo,
@@ -1324,11 +1332,6 @@ impl Store {
                 .await
                 .map_err(self.query_failed(step))?;
         }
-        sqlx::query("DELETE FROM refusal_log WHERE open = 0 AND last_ms < ?")
-            .bind(to_ms(at - chrono::Duration::days(HISTORY_DAYS)))
-            .execute(&mut *tx)
-            .await
-            .map_err(self.query_failed(step))?;
         tx.commit().await.map_err(self.query_failed(step))?;
         Ok(())
     }
@@ -1400,9 +1403,6 @@ impl Store {
         Ok(rows)
     }
 }
-
-/// SPEC §4 "State": history is kept 90 days.
-const HISTORY_DAYS: i64 = 90;
 
 /// A refusal or held-back write of one cycle, as the executor reports it for `history`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

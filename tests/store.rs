@@ -14,7 +14,8 @@ use rooster::model::{
     CalendarRef, Event, EventKind, EventTime, Mailbox, Member, QueueNo, Sensitivity, ShowAs,
 };
 use rooster::store::{
-    CalendarRead, CycleRecord, Intent, OpenMode, Outcome, Store, StoreError, WriteAction, lock_path,
+    CalendarRead, CycleRecord, Intent, OpenMode, Outcome, RefusalNote, Store, StoreError,
+    WriteAction, lock_path,
 };
 use sqlx::Connection;
 
@@ -1365,4 +1366,54 @@ async fn a_pending_migration_while_a_daemon_holds_the_lock_says_to_restart_the_s
         matches!(err, StoreError::MigrationPending { version: 2, .. }),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn pruning_drops_refusals_that_stopped_before_the_cutoff_and_keeps_standing_ones() {
+    let f = fixture();
+    let store = writer(&f.db).await;
+    let note = |member: &str| RefusalNote {
+        kind: "keep_last".into(),
+        member: Some(member.parse().unwrap()),
+        person: None,
+        reason: "it is the last member".into(),
+    };
+    let q600 = QueueNo::parse("600").unwrap();
+    let q610 = QueueNo::parse("610").unwrap();
+    let (long_ago, recently) = (at("2024-11-01T08:00:00Z"), at("2025-03-01T08:00:00Z"));
+    // 600: refused long ago, then no longer. 610: refused long ago and still now.
+    within(
+        "log",
+        store.log_refusals(&q600, &[note("ext:201")], long_ago),
+    )
+    .await
+    .unwrap();
+    within("log", store.log_refusals(&q600, &[], long_ago))
+        .await
+        .unwrap();
+    within(
+        "log",
+        store.log_refusals(&q610, &[note("ext:202")], long_ago),
+    )
+    .await
+    .unwrap();
+    within(
+        "log",
+        store.log_refusals(&q610, &[note("ext:202")], recently),
+    )
+    .await
+    .unwrap();
+
+    let cutoff = at("2025-03-03T08:00:00Z") - chrono::Duration::days(90);
+    let pruned = within("prune", store.prune_journal(cutoff)).await.unwrap();
+    assert_eq!(pruned.refusals, 1);
+    let left = within(
+        "history",
+        store.refusal_history(at("2000-01-01T00:00:00Z"), at("2030-01-01T00:00:00Z")),
+    )
+    .await
+    .unwrap();
+    let queues: Vec<&str> = left.iter().map(|r| r.queue.as_str()).collect();
+    assert_eq!(queues, ["610"], "{left:?}");
+    assert!(left[0].standing);
 }
