@@ -9,12 +9,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::config::{Config, QueueConfig};
 use crate::model::{Member, QueueNo};
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, local_midnight};
 
 /// The resolution `coverage` draws at (SPEC §4: 15-minute cells).
 pub const CELL: Duration = Duration::minutes(15);
@@ -149,6 +150,20 @@ impl QueueCoverage {
             t += CELL;
         }
         out
+    }
+
+    /// The cells of local day `date` in `tz`, midnight to midnight (92 or 100 of them on a
+    /// DST day), as `coverage` and the status page draw a day: `None` before `now` or past
+    /// what the events read cover.
+    pub fn day_cells(&self, date: NaiveDate, tz: Tz, now: DateTime<Utc>) -> Vec<Option<Level>> {
+        let start = local_midnight(date, tz);
+        let end = date
+            .succ_opt()
+            .map_or(start + Duration::days(1), |d| local_midnight(d, tz));
+        self.cells(start, end)
+            .into_iter()
+            .map(|(t, level)| if t < now { None } else { level })
+            .collect()
     }
 }
 

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::commands::history::{self, HistoryEntry, HistoryFilter};
 use crate::config::{Config, Person};
-use crate::coverage::{self, CELL, Level, QueueCoverage};
+use crate::coverage::{self, Level, QueueCoverage};
 use crate::model::{Member, QueueNo, sanitize};
 use crate::schedule::{Schedule, local_midnight};
 use crate::store::{OpenMode, Store};
@@ -328,21 +328,12 @@ fn timeline(page: &Page, cov: &QueueCoverage) -> Markup {
     let rows: Vec<(String, Vec<Run>)> = (0..DAYS)
         .filter_map(|n| today.checked_add_days(chrono::Days::new(n.into())))
         .map(|date| {
-            let start = local_midnight(date, tz);
-            let end = date
-                .succ_opt()
-                .map_or(start + Duration::days(1), |d| local_midnight(d, tz));
             let mut runs: Vec<Run> = Vec::new();
-            let mut t = start;
-            let mut i = 0;
-            while t < end {
-                let level = if t < page.at { None } else { cov.level_at(t) };
+            for (i, level) in cov.day_cells(date, tz, page.at).into_iter().enumerate() {
                 match runs.last_mut() {
                     Some(r) if r.2 == level => r.1 += 1,
                     _ => runs.push((i, 1, level)),
                 }
-                t += CELL;
-                i += 1;
             }
             (date.format("%a %d").to_string(), runs)
         })

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::{CommandError, EXIT_FAILED, EXIT_OK, out_err, queue_arg};
 use crate::config::Config;
-use crate::coverage::{self, CELL, Level, QueueCoverage};
+use crate::coverage::{self, Level, QueueCoverage};
 use crate::model::{QueueNo, sanitize};
 use crate::schedule::local_midnight;
 use crate::store::{OpenMode, Store};
@@ -203,18 +203,9 @@ pub fn report(
         .map(|c| {
             let day_rows = (0..days)
                 .filter_map(|n| today.checked_add_days(chrono::Days::new(n.into())))
-                .map(|date| {
-                    let start = local_midnight(date, tz);
-                    let end = date
-                        .succ_opt()
-                        .map_or(start + Duration::days(1), |d| local_midnight(d, tz));
-                    let mut cells = Vec::new();
-                    let mut t = start;
-                    while t < end {
-                        cells.push(if t < now { None } else { c.level_at(t) });
-                        t += CELL;
-                    }
-                    DayRow { date, cells }
+                .map(|date| DayRow {
+                    date,
+                    cells: c.day_cells(date, tz, now),
                 })
                 .collect();
             let intervals = |level| {
